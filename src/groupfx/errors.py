@@ -1,0 +1,26 @@
+"""Exceptions raised by groupfx.
+
+Every error a user can cause derives from :class:`GroupfxError`; the command line prints its message as one
+line and exits non-zero, so messages are written to be read on their own: what is wrong, where, and the fix.
+"""
+
+from __future__ import annotations
+
+
+class GroupfxError(Exception):
+    """Base class of the errors a user of groupfx can cause."""
+
+
+class InputError(GroupfxError, ValueError):
+    """A setting or a data table that groupfx cannot use as given."""
+
+
+class UnknownModelError(InputError, KeyError):
+    """A model name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DiagnosticWarning(UserWarning):
+    """A sampler diagnostic (R-hat, ESS, divergences) outside its threshold."""

@@ -1,0 +1,233 @@
+"""The five strategies as pure model builders, in one registry.
+
+Each builder takes a :class:`~groupfx.data.GroupedData` and the priors and returns a fresh ``pymc.Model``
+whose data live in ``pm.Data`` containers (so a compiled model can swap data), whose outcome is
+``Bernoulli(logit_p=eta)`` named ``y_obs``, and which stores no per-unit quantity as a Deterministic.
+
+=============== ==============================================================
+naive           eta = a0 + bxy x + bzy z[g]
+fixed           eta = a[g] + bxy x + bzy z[g],              a[g] ~ Normal(0, 10)
+multilevel      eta = abar + tau e[g] + bxy x + bzy z[g],    e ~ Normal(0, 1)
+mundlak         multilevel + buy xbar[g]                     xbar: observed mean of x in g
+latent          multilevel + buy u[g],  x ~ Normal(ax + bux u[g], sigma),  u ~ Normal(0, 1), bux > 0
+=============== ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+
+from groupfx.data import GroupedData
+from groupfx.errors import UnknownModelError
+from groupfx.priors import Prior, resolve_priors
+
+OUTCOME = "y_obs"
+"""Name of the outcome variable in every model; its pointwise log-likelihood is what LOO compares."""
+
+Builder = Callable[[GroupedData, Mapping[str, Prior]], pm.Model]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One strategy: its builder and what to say about it.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"mundlak"``.
+    label : str
+        Name for tables and figures, e.g. ``"Mundlak"``.
+    equation : str
+        The linear predictor in words a reader can check.
+    idea : str
+        One sentence on how the strategy treats the group confounder.
+    build : callable
+        ``build(data, priors) -> pymc.Model``.
+    not_identified : dict of str to str
+        Parameters the data cannot identify under this strategy, with the reason.
+    target_accept : float
+        NUTS target acceptance that samples this model without divergences on the seed study.
+    """
+
+    name: str
+    label: str
+    equation: str
+    idea: str
+    build: Builder
+    not_identified: dict[str, str] = field(default_factory=dict)
+    target_accept: float = 0.8
+
+
+def _coords(data: GroupedData) -> dict[str, np.ndarray]:
+    return {"group": data.group_labels, "unit": np.arange(data.n_units)}
+
+
+def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
+    return {
+        "x": pm.Data("x", data.x, dims="unit"),
+        "y": pm.Data("y", data.y, dims="unit"),
+        "g": pm.Data("g", data.group, dims="unit"),
+        "z": pm.Data("z", data.z, dims="group"),
+    }
+
+
+def _outcome(eta, y) -> None:
+    pm.Bernoulli(OUTCOME, logit_p=eta, observed=y, dims="unit")
+
+
+def _group_intercepts(priors: Mapping[str, Prior]):
+    """Non-centred random intercepts a[g] = abar + tau * e[g], e ~ Normal(0, 1)."""
+    abar = priors["abar"].create("abar")
+    tau = priors["tau"].create("tau")
+    e = pm.Normal("e", mu=0, sigma=1, dims="group")
+    return abar + tau * e
+
+
+def build_naive(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+    """Naive model: ignores the groups, so x absorbs the group confounder."""
+    with pm.Model(coords=_coords(data)) as model:
+        d = _data_containers(data)
+        a0 = priors["a0"].create("a0")
+        bxy = priors["bxy"].create("bxy")
+        bzy = priors["bzy"].create("bzy")
+        _outcome(a0 + bxy * d["x"] + bzy * d["z"][d["g"]], d["y"])
+    return model
+
+
+def build_fixed(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+    """Fixed effects: one free intercept per group (no pooling)."""
+    with pm.Model(coords=_coords(data)) as model:
+        d = _data_containers(data)
+        a = priors["a"].create("a", dims="group")
+        bxy = priors["bxy"].create("bxy")
+        bzy = priors["bzy"].create("bzy")
+        _outcome(a[d["g"]] + bxy * d["x"] + bzy * d["z"][d["g"]], d["y"])
+    return model
+
+
+def build_multilevel(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+    """Multilevel (random intercepts), non-centred; assumes U independent of x."""
+    with pm.Model(coords=_coords(data)) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        bxy = priors["bxy"].create("bxy")
+        bzy = priors["bzy"].create("bzy")
+        _outcome(a[d["g"]] + bxy * d["x"] + bzy * d["z"][d["g"]], d["y"])
+    return model
+
+
+def build_mundlak(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+    """Mundlak: multilevel plus the observed group mean of x as a proxy for U."""
+    with pm.Model(coords=_coords(data)) as model:
+        d = _data_containers(data)
+        xbar = pm.Data("xbar", data.xbar, dims="group")
+        a = _group_intercepts(priors)
+        bxy = priors["bxy"].create("bxy")
+        bzy = priors["bzy"].create("bzy")
+        buy = priors["buy"].create("buy")
+        g = d["g"]
+        _outcome(a[g] + bxy * d["x"] + bzy * d["z"][g] + buy * xbar[g], d["y"])
+    return model
+
+
+def build_latent(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+    """Latent Mundlak: a latent group variable u explains both x and y; bux > 0 fixes its sign."""
+    with pm.Model(coords=_coords(data)) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        bxy = priors["bxy"].create("bxy")
+        bzy = priors["bzy"].create("bzy")
+        buy = priors["buy"].create("buy")
+        bux = priors["bux"].create("bux")
+        ax = priors["ax"].create("ax")
+        sigma = priors["sigma"].create("sigma")
+        u = pm.Normal("u", mu=0, sigma=1, dims="group")
+        g = d["g"]
+        pm.Normal("x_obs", mu=ax + bux * u[g], sigma=sigma, observed=d["x"], dims="unit")
+        _outcome(a[g] + bxy * d["x"] + bzy * d["z"][g] + buy * u[g], d["y"])
+    return model
+
+
+_FIXED_BZY = (
+    "z is constant within each group, so under free group intercepts only the prior separates bzy from the"
+    " intercepts: its posterior is mostly prior and its interval is wide."
+)
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "naive",
+            "Naive",
+            "eta = a0 + bxy·x + bzy·z[g]",
+            "Ignores the groups; x carries the group confounder U into bxy.",
+            build_naive,
+        ),
+        ModelSpec(
+            "fixed",
+            "Fixed effects",
+            "eta = a[g] + bxy·x + bzy·z[g],  a[g] ~ Normal(0, 10)",
+            "A free intercept per group absorbs U, so bxy is estimated within groups.",
+            build_fixed,
+            {"bzy": _FIXED_BZY},
+            # A group whose y is all 0 lets its intercept drift far into the prior's tail, where the
+            # default step size diverges; a smaller step removes the divergences.
+            target_accept=0.9,
+        ),
+        ModelSpec(
+            "multilevel",
+            "Multilevel",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g],  e[g] ~ Normal(0, 1)",
+            "Partially pooled intercepts assume U is unrelated to x, so bxy stays confounded.",
+            build_multilevel,
+        ),
+        ModelSpec(
+            "mundlak",
+            "Mundlak",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·xbar[g]",
+            "The group mean of x stands in for U, giving within-group bxy with pooled intercepts.",
+            build_mundlak,
+        ),
+        ModelSpec(
+            "latent",
+            "Latent Mundlak",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·u[g],  x ~ Normal(ax + bux·u[g], sigma)",
+            "A latent group variable u, measured through x, stands in for U (bux > 0 fixes its sign).",
+            build_latent,
+        ),
+    )
+}
+"""The registry of strategies, in the seed's order."""
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look a strategy up by name, with a clear error for unknown names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"Unknown model {name!r}; choose from: {', '.join(MODELS)}."
+        ) from None
+
+
+def build_model(name: str, data: GroupedData, priors: Mapping[str, Prior] | None = None) -> pm.Model:
+    """Build the PyMC model of strategy ``name`` for ``data``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``naive``, ``fixed``, ``multilevel``, ``mundlak``, ``latent``.
+    data : GroupedData
+        The data.
+    priors : mapping of str to Prior, optional
+        Priors to override by parameter name.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    return get_spec(name).build(data, resolve_priors(priors))

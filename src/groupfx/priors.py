@@ -1,0 +1,87 @@
+"""Named priors, overridable by name.
+
+A :class:`Prior` names a PyMC distribution and its parameters; the models look their priors up by the
+parameter's name, so ``priors={"bxy": Prior("Normal", mu=0, sigma=2.5)}`` changes one prior and leaves the
+others at their defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymc as pm
+
+from groupfx.errors import InputError
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A PyMC distribution by name with its parameters.
+
+    Parameters
+    ----------
+    distribution : str
+        Name of a PyMC distribution, e.g. ``"Normal"``, ``"HalfNormal"``, ``"Exponential"``.
+    **parameters
+        Its parameters, e.g. ``mu=0, sigma=1``.
+
+    Examples
+    --------
+    >>> Prior("Normal", mu=0, sigma=2.5)
+    Prior('Normal', mu=0, sigma=2.5)
+    """
+
+    distribution: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, distribution: str, **parameters: Any) -> None:
+        if not isinstance(getattr(pm, distribution, None), type) or not issubclass(
+            getattr(pm, distribution), pm.Distribution
+        ):
+            raise InputError(f"{distribution!r} is not a PyMC distribution; use a name such as 'Normal'.")
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "parameters", dict(parameters))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        return f"Prior({self.distribution!r}, {params})"
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Create the random variable ``name`` in the current PyMC model."""
+        return getattr(pm, self.distribution)(name, **self.parameters, **kwargs)
+
+    def describe(self) -> str:
+        """Short text such as ``Normal(mu=0, sigma=1)``."""
+        params = ", ".join(f"{k}={v}" for k, v in self.parameters.items())
+        return f"{self.distribution}({params})"
+
+
+DEFAULT_PRIORS: dict[str, Prior] = {
+    "a0": Prior("Normal", mu=0, sigma=1),
+    "a": Prior("Normal", mu=0, sigma=10),
+    "abar": Prior("Normal", mu=0, sigma=1),
+    "tau": Prior("Exponential", lam=1),
+    "bxy": Prior("Normal", mu=0, sigma=1),
+    "bzy": Prior("Normal", mu=0, sigma=1),
+    "buy": Prior("Normal", mu=0, sigma=1),
+    "bux": Prior("HalfNormal", sigma=1),
+    "ax": Prior("Normal", mu=0, sigma=1),
+    "sigma": Prior("Exponential", lam=1),
+}
+"""Defaults as in the seed study; ``bux`` is half-normal so that the latent model's sign is identified."""
+
+
+def resolve_priors(overrides: Mapping[str, Prior] | None = None) -> dict[str, Prior]:
+    """Merge ``overrides`` into the defaults, refusing names no model uses."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(DEFAULT_PRIORS))
+    if unknown:
+        raise InputError(
+            f"No model has a parameter {unknown[0]!r}; priors can be set for: {', '.join(DEFAULT_PRIORS)}."
+        )
+    for name, prior in overrides.items():
+        if not isinstance(prior, Prior):
+            raise InputError(f"The prior of {name!r} must be a groupfx.Prior (got {type(prior).__name__}).")
+    return {**DEFAULT_PRIORS, **overrides}

@@ -1,0 +1,176 @@
+"""Simulated grouped data from the seed study's causal graph, with known truth.
+
+The graph (all settings are parameters)::
+
+    U_g ~ Normal(0, u_sd)                 per group, unobserved
+    Z_g ~ Normal(0, 1)                    per group, observed
+    X_i ~ Normal(U_g[i], 1)               per unit
+    Y_i ~ Bernoulli(invlogit(a0 + bxy X_i + U_g[i] + bzy Z_g[i]))
+
+It is written as a PyMC model and the truth is set with ``pymc.do``, then one prior-predictive draw is the
+data set, exactly as in the seed notebook: with the defaults the first rows are
+``group 2, x -1.636772, y 0, z -0.784611, ug -0.262631``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+from groupfx.data import GroupedData
+from groupfx.errors import InputError
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """Settings of one simulated data set.
+
+    Parameters
+    ----------
+    n_groups : int
+        Number of groups G; each unit's group is a uniform draw, so some groups may stay empty when
+        ``n_units`` is small (they are dropped from the data).
+    n_units : int
+        Number of units N.
+    a0, bxy, bzy : float
+        True intercept, effect of x and effect of z on the logit scale.
+    u_sd : float
+        Standard deviation of the unobserved group confounder U (0 removes the confounding).
+    seed : int
+        Seed of ``numpy.random.default_rng``; it draws the groups, then the model's variables.
+    """
+
+    n_groups: int = 30
+    n_units: int = 2000
+    a0: float = -2.0
+    bxy: float = 0.0
+    bzy: float = 1.0
+    u_sd: float = 1.5
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check_int("n_groups", self.n_groups, minimum=2)
+        _check_int("n_units", self.n_units, minimum=2)
+        _check_int("seed", self.seed, minimum=0)
+        if not (np.isfinite(self.u_sd) and self.u_sd >= 0):
+            raise InputError(f"u_sd must be a finite number >= 0 (got {self.u_sd}).")
+        for name in ("a0", "bxy", "bzy"):
+            if not np.isfinite(getattr(self, name)):
+                raise InputError(f"{name} must be a finite number (got {getattr(self, name)}).")
+
+    @property
+    def truth(self) -> dict[str, float]:
+        """The true values of the parameters the models estimate."""
+        return {"a0": float(self.a0), "bxy": float(self.bxy), "bzy": float(self.bzy)}
+
+
+@dataclass(frozen=True)
+class SimulatedData:
+    """A simulated data set with the truth that made it.
+
+    Attributes
+    ----------
+    data : GroupedData
+        The observed table (y, x, group, z).
+    ug : numpy.ndarray
+        The unobserved confounder per group of ``data``, shape ``(G,)``.
+    settings : SimulationSettings
+        The settings that made it.
+    """
+
+    data: GroupedData
+    ug: np.ndarray
+    settings: SimulationSettings
+
+    @property
+    def truth(self) -> dict[str, float]:
+        """The true parameter values."""
+        return self.settings.truth
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table as in the seed notebook: group, x, y, z, ug."""
+        return self.data.to_frame(ug=self.ug[self.data.group])
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum} (got {value!r}).")
+
+
+def generative_model(group: np.ndarray, n_groups: int, u_sd: float = 1.5) -> pm.Model:
+    """The causal graph as a PyMC model, with the parameters a0, bxy and bzy still free.
+
+    Parameters
+    ----------
+    group : numpy.ndarray
+        Group code of each unit.
+    n_groups : int
+        Number of groups.
+    u_sd : float
+        Standard deviation of the group confounder U.
+    """
+    coords = {"group": np.arange(n_groups), "id": np.arange(group.shape[0])}
+    with pm.Model(coords=coords) as model:
+        a0 = pm.Normal("a0", mu=0, sigma=1)
+        bzy = pm.Normal("bzy", mu=0, sigma=1)
+        bxy = pm.Normal("bxy", mu=0, sigma=1)
+        ug = pm.Normal("ug", mu=0, sigma=u_sd, dims="group")
+        x = pm.Normal("x", mu=ug[group], sigma=1, dims="id")
+        z = pm.Normal("z", mu=0, sigma=1, dims="group")
+        pm.Bernoulli("y", logit_p=a0 + bxy * x + ug[group] + bzy * z[group], dims="id")
+    return model
+
+
+def simulate(settings: SimulationSettings | None = None, **overrides: float) -> SimulatedData:
+    """Simulate one data set from the seed's causal graph with the truth set by ``do()``.
+
+    Parameters
+    ----------
+    settings : SimulationSettings, optional
+        All settings; defaults to the seed's (30 groups, 2000 units, a0=-2, bxy=0, bzy=1, u_sd=1.5, seed 42).
+    **overrides
+        Fields of :class:`SimulationSettings` to change, e.g. ``simulate(n_groups=50, bxy=0.5)``.
+
+    Returns
+    -------
+    SimulatedData
+        The data, the per-group confounder and the settings.
+
+    Examples
+    --------
+    >>> sim = simulate()
+    >>> sim.to_frame().head(2).round(6).to_dict("list")["x"]
+    [-1.636772, -0.630586]
+    """
+    base = settings or SimulationSettings()
+    settings = SimulationSettings(**{**asdict(base), **overrides})
+    rng = np.random.default_rng(settings.seed)
+    group = rng.choice(settings.n_groups, size=(settings.n_units,), replace=True)
+    model = pm.do(
+        generative_model(group, settings.n_groups, settings.u_sd), settings.truth
+    )
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with model:
+            prior = pm.sample_prior_predictive(draws=1, random_seed=rng).prior
+    finally:
+        logger.setLevel(level)
+    draw = {name: prior[name].to_numpy()[0, 0] for name in ("ug", "x", "y", "z")}
+    frame = pd.DataFrame(
+        {
+            "group": group,
+            "x": draw["x"],
+            "y": draw["y"].astype(np.int64),
+            "z": draw["z"][group],
+            "ug": draw["ug"][group],
+        }
+    )
+    data = GroupedData.from_frame(frame)
+    ug = draw["ug"][data.group_labels.astype(np.int64)]
+    return SimulatedData(data=data, ug=ug, settings=settings)
