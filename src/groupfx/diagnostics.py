@@ -53,7 +53,7 @@ class DiagnosticIssue:
                 " the chains disagree: run more tuning or check identification."
             )
         return (
-            f"{self.model}: {self.kind.replace('_', ' ')} ESS of {self.parameter} is {self.value:.0f}"
+            f"{self.model}: {self.kind.removeprefix('ess_')} ESS of {self.parameter} is {self.value:.0f}"
             f" (< {self.threshold:.0f}); run more draws before trusting its tails."
         )
 

@@ -1,0 +1,91 @@
+"""The seed study end to end: simulate, fit the five strategies, compare, write the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from groupfx.fitting import Progress, fit_all
+from groupfx.outputs import write_report
+from groupfx.results import Fit, compare, estimates
+from groupfx.sampling import SamplerSettings
+from groupfx.simulate import SimulatedData, SimulationSettings, simulate
+
+DEMO_TITLE = "Fixed, random and Mundlak effects under group-level confounding: a simulated study"
+DEMO_INTRO = (
+    "Units sit in groups, and an unobserved group-level cause U drives both the unit-level variable x and "
+    "the outcome y. The true effect of x on y is known because the data are simulated. Five strategies "
+    "estimate it: a naive regression, fixed effects, a multilevel (random intercepts) model, the Mundlak "
+    "device and a latent Mundlak model. Each posterior is set against the truth, and the models are "
+    "compared by PSIS-LOO."
+)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What ``run_demo`` made.
+
+    Attributes
+    ----------
+    simulated : SimulatedData
+        The data and its truth.
+    fits : dict of str to Fit
+        The five fits by registry name.
+    estimates : pandas.DataFrame
+        The estimates table (as in ``estimates.csv``).
+    comparison : pandas.DataFrame
+        The LOO comparison (as in ``loo.csv``).
+    report : pathlib.Path
+        Path of ``report.html``.
+    """
+
+    simulated: SimulatedData
+    fits: dict[str, Fit]
+    estimates: pd.DataFrame
+    comparison: pd.DataFrame
+    report: Path
+
+
+def run_demo(
+    out_dir: str | Path = "groupfx-demo",
+    *,
+    simulation: SimulationSettings | None = None,
+    sampler: SamplerSettings | None = None,
+    models: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    writing: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run the seed study and write its report into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        Output folder, replaced atomically when everything is written.
+    simulation : SimulationSettings, optional
+        The simulated data (default: the seed's).
+    sampler : SamplerSettings, optional
+        Sampler settings (default: 4 chains x (1000 tuning + 1000 draws), seed 42).
+    models : sequence of str, optional
+        Strategies to fit (default: all five).
+    progress : callable, optional
+        ``progress(model_label, step)`` as each fitting step begins.
+    writing : callable, optional
+        Called with the part of the report being written.
+
+    Returns
+    -------
+    DemoResult
+    """
+    simulated = simulate(simulation or SimulationSettings())
+    fits = fit_all(simulated, models, settings=sampler or SamplerSettings(), progress=progress, warn=False)
+    report = write_report(fits, out_dir, simulated=simulated, title=DEMO_TITLE, intro=DEMO_INTRO, progress=writing)
+    return DemoResult(
+        simulated=simulated,
+        fits=fits,
+        estimates=estimates(fits, simulated.truth),
+        comparison=compare(fits),
+        report=report,
+    )

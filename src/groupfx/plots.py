@@ -1,0 +1,364 @@
+"""The seed notebook's figures, one function per figure.
+
+Every function returns a :class:`matplotlib.figure.Figure` and leaves saving to the caller
+(:func:`save_figure`). The figures are drawn in ArviZ's ``arviz-darkgrid`` style on a white background
+inside a style context, so importing or calling this module never changes matplotlib's global settings,
+and no backend is chosen here: scripts that run headless call ``matplotlib.use("Agg")`` themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import ParamSpec
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from groupfx.data import GroupedData
+from groupfx.files import atomic_path
+from groupfx.results import Fit
+
+STYLE = {
+    **{key: value for key, value in plt.style.library["arviz-darkgrid"].items() if key != "axes.prop_cycle"},
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+}
+"""ArviZ's ``arviz-darkgrid`` settings, applied in a context to every figure. Its colour cycle is left out:
+colours named ``"C0"``, ``"C1"``... are resolved when the figure is drawn, after the context has closed,
+so a cycle set only inside the context would colour one figure with two palettes."""
+DPI = 100
+"""Resolution of saved figures, as in the seed notebook."""
+MAX_POINTS = 20_000
+"""Scatter plots of larger tables show a fixed random subsample of this many units."""
+EFFECTS = ("bxy", "bzy")
+
+Fits = Mapping[str, Fit] | Sequence[Fit]
+P = ParamSpec("P")
+
+
+def _styled(function: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Build the figure inside the style context and draw it once there, so lazily made ticks take it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with plt.style.context(STYLE):
+            fig = function(*args, **kwargs)
+            fig.draw_without_rendering()
+        return fig
+
+    return wrapper
+
+
+def _fit_list(fits: Fits) -> list[Fit]:
+    fits = list(fits.values()) if isinstance(fits, Mapping) else list(fits)
+    if not fits:
+        raise ValueError("Give at least one fit to plot.")
+    return fits
+
+
+def _subsample(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``max_points`` units, the same on every call."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=max_points, replace=False))
+
+
+def _label_groups(ax: Axes, labels: np.ndarray, max_labels: int = 40) -> None:
+    """Put group labels on the x axis at codes ``0 .. G-1``, thinned when there are many."""
+    step = max(1, int(np.ceil(len(labels) / max_labels)))
+    positions = np.arange(len(labels))[::step]
+    ax.set_xticks(positions, [str(label) for label in labels[::step]], rotation=90 if step > 1 else 0)
+
+
+@_styled
+def plot_group_counts(data: GroupedData) -> Figure:
+    """Bar chart of the number of units in each group.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The table.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis with one bar per group, group labels on the x axis.
+    """
+    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
+    ax.bar(np.arange(data.n_groups), data.group_sizes, color="C0")
+    _label_groups(ax, data.group_labels)
+    ax.set(xlabel=data.names["group"], ylabel="count", title="Group counts")
+    return fig
+
+
+@_styled
+def plot_x_by_group(data: GroupedData) -> Figure:
+    """Scatter of ``x`` by group with each group's mean of ``x`` marked.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The table; above :data:`MAX_POINTS` units a fixed subsample is drawn (the means use every unit).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis: the units as points, the group means as horizontal bars.
+    """
+    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
+    shown = _subsample(data.n_units)
+    ax.scatter(data.group[shown], data.x[shown], s=12, alpha=0.4, color="C0", label="unit")
+    ax.scatter(
+        np.arange(data.n_groups), data.xbar, marker="_", s=400, linewidths=2.5, color="C1", label="group mean"
+    )
+    _label_groups(ax, data.group_labels)
+    ax.legend(loc="best")
+    ax.set(xlabel=data.names["group"], ylabel=data.names["x"], title=f"{data.names['x']} by group")
+    return fig
+
+
+@_styled
+def plot_y_by_x(data: GroupedData, n_bins: int = 20, jitter: float = 0.04) -> Figure:
+    """Scatter of ``y`` against ``x`` with the mean of ``y`` in bins of ``x``.
+
+    Parameters
+    ----------
+    data : GroupedData
+        The table; above :data:`MAX_POINTS` units a fixed subsample is drawn (the bins use every unit).
+    n_bins : int
+        Number of equal-count bins of ``x`` (fewer when there are few units).
+    jitter : float
+        Half-width of the uniform vertical jitter that keeps points at y = 0 and 1 apart.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis: the jittered units and, for a binary ``y``, the share of ``y = 1`` per bin as a line.
+    """
+    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
+    x, y = data.x, np.asarray(data.y, dtype=float)
+    shown = _subsample(data.n_units)
+    noise = np.random.default_rng(0).uniform(-jitter, jitter, size=shown.size)
+    ax.scatter(x[shown], y[shown], s=12, alpha=0.3, color="C0", label="unit (jittered)")
+
+    n_bins = max(1, min(n_bins, data.n_units // 20))
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+    counts = np.bincount(which)
+    keep = counts > 0
+    x_mid = np.bincount(which, weights=x)[keep] / counts[keep]
+    y_mean = np.bincount(which, weights=y)[keep] / counts[keep]
+    binary = bool(np.isin(y, (0.0, 1.0)).all())
+    label = f"share of {data.names['y']} = 1" if binary else f"mean of {data.names['y']}"
+    ax.plot(x_mid, y_mean, "o-", color="C1", linewidth=2, label=f"{label} ({len(x_mid)} bins of x)")
+    ax.legend(loc="best")
+    ax.set(xlabel=data.names["x"], ylabel=data.names["y"], title=f"{data.names['y']} by {data.names['x']}")
+    return fig
+
+
+def _posterior_row(fit: Fit, axes: Sequence[Axes], truth: Mapping[str, float] | None, params) -> None:
+    """az.plot_posterior of ``params`` on ``axes``, with the truth as reference value where known."""
+    ref_val = {p: [{"ref_val": float(truth[p])}] for p in params if truth and p in truth}
+    az.plot_posterior(fit.idata, var_names=list(params), ref_val=ref_val or None, ax=np.asarray(axes))
+
+
+@_styled
+def plot_posteriors(
+    fit: Fit, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
+) -> Figure:
+    """Posterior densities of one fit, one panel per parameter.
+
+    Parameters
+    ----------
+    fit : Fit
+        The fitted model.
+    truth : mapping of str to float, optional
+        True values; each is drawn as ArviZ's reference value on its parameter's panel.
+    params : sequence of str
+        Scalar parameters to show (default ``("bxy", "bzy")``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One row of ``len(params)`` axes, titled ``"<label>: posterior"``.
+    """
+    fig, axes = plt.subplots(
+        1, len(params), figsize=(6 * len(params), 5), squeeze=False, layout="constrained"
+    )
+    _posterior_row(fit, axes[0], truth, params)
+    fig.suptitle(f"{fit.label}: posterior", fontsize=16)
+    return fig
+
+
+@_styled
+def plot_model_grid(
+    fits: Fits, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
+) -> Figure:
+    """The seed's stacked comparison: one row of posterior panels per model, columns sharing x.
+
+    Parameters
+    ----------
+    fits : mapping or sequence of Fit
+        The fits, top to bottom.
+    truth : mapping of str to float, optional
+        True values, drawn as reference values.
+    params : sequence of str
+        Scalar parameters, one per column (default ``("bxy", "bzy")``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(fits)`` by ``len(params)`` axes; the first axis of each row has the model label as y label.
+    """
+    fits = _fit_list(fits)
+    fig, axes = plt.subplots(
+        len(fits),
+        len(params),
+        figsize=(6 * len(params), max(5.0, 3.2 * len(fits))),
+        sharex="col",
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, fit in zip(axes, fits, strict=True):
+        _posterior_row(fit, row, truth, params)
+        row[0].set_ylabel(fit.label, fontsize=13)
+    fig.suptitle("Model comparison", fontsize=16)
+    return fig
+
+
+def _forest(ax: Axes, fits: list[Fit], param: str, truth: Mapping[str, float] | None) -> None:
+    """az.plot_forest of one parameter across models on ``ax``, with a dashed line at the truth."""
+    az.plot_forest(
+        [fit.idata for fit in fits],
+        model_names=[fit.label for fit in fits],
+        var_names=[param],
+        combined=True,
+        ax=ax,
+    )
+    legend = ax.get_legend()
+    handles = list(legend.legend_handles)[::-1] if legend else []  # ArviZ lists the models bottom-up
+    labels = [text.get_text() for text in legend.get_texts()][::-1] if legend else []
+    if truth is not None and param in truth:
+        handles.append(ax.axvline(float(truth[param]), color="k", linestyle="--"))
+        labels.append("truth")
+    if handles:
+        ax.legend(handles, labels, loc="best")
+    ax.set_title(param, fontsize=16)
+
+
+@_styled
+def plot_forest(fits: Fits, param: str, truth: Mapping[str, float] | None = None) -> Figure:
+    """Forest plot of one parameter across models (94% HDI, chains combined).
+
+    Parameters
+    ----------
+    fits : mapping or sequence of Fit
+        The fits.
+    param : str
+        A scalar parameter every fit has.
+    truth : mapping of str to float, optional
+        True values; the one of ``param`` is drawn as a dashed vertical line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis, titled ``param``.
+    """
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
+    _forest(ax, _fit_list(fits), param, truth)
+    return fig
+
+
+@_styled
+def plot_forests(
+    fits: Fits, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
+) -> Figure:
+    """The seed's forest figure: one forest plot per parameter, stacked.
+
+    Parameters
+    ----------
+    fits : mapping or sequence of Fit
+        The fits.
+    truth : mapping of str to float, optional
+        True values, drawn as dashed vertical lines.
+    params : sequence of str
+        Scalar parameters, one panel each (default ``("bxy", "bzy")``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(params)`` axes in one column.
+    """
+    fits = _fit_list(fits)
+    fig, axes = plt.subplots(
+        len(params), 1, figsize=(10, 5 * len(params)), squeeze=False, layout="constrained"
+    )
+    for ax, param in zip(axes[:, 0], params, strict=True):
+        _forest(ax, fits, param, truth)
+    fig.suptitle("Model comparison", fontsize=16)
+    return fig
+
+
+@_styled
+def plot_loo_compare(comparison: pd.DataFrame) -> Figure:
+    """ArviZ's plot of a PSIS-LOO comparison table.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        The table of :func:`groupfx.compare` (or ``arviz.compare``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis: ELPD per model with standard errors, best at the top.
+    """
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
+    az.plot_compare(comparison, ax=ax)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save a figure as PNG at :data:`DPI` dots per inch, atomically, then close it.
+
+    The image is written to a temporary file beside ``path`` and renamed onto it, so ``path`` is never
+    left half-written. The figure is closed even if saving fails.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or pathlib.Path
+        Where to write it (PNG whatever the suffix); missing folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, facecolor="white")
+    finally:
+        plt.close(fig)
+    return path
+
+
+__all__ = [
+    "plot_forest",
+    "plot_forests",
+    "plot_group_counts",
+    "plot_loo_compare",
+    "plot_model_grid",
+    "plot_posteriors",
+    "plot_x_by_group",
+    "plot_y_by_x",
+    "save_figure",
+]

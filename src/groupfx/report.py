@@ -1,0 +1,184 @@
+"""The HTML report: one self-contained page (figures embedded) that tells the study's story."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from groupfx.data import GroupedData
+from groupfx.diagnostics import ESS_MIN, RHAT_MAX
+from groupfx.files import atomic_path
+from groupfx.graphs import RENDER_HINT, GraphFile
+from groupfx.results import EFFECTS, Fit, effect_interval
+
+
+@dataclass(frozen=True)
+class EmbeddedImage:
+    """A PNG as a data URI, with its alternative text."""
+
+    uri: str
+    alt: str
+
+    @classmethod
+    def from_file(cls, path: Path, alt: str) -> EmbeddedImage:
+        """Read a PNG file into a data URI."""
+        encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        return cls(f"data:image/png;base64,{encoded}", alt)
+
+
+def _graph_html(graph: GraphFile | None) -> str:
+    if graph is None:
+        return ""
+    if graph.rendered:
+        image = EmbeddedImage.from_file(graph.path, f"Graph of the {graph.name} model")
+        return f'<img src="{image.uri}" alt="{html.escape(image.alt)}">'
+    return (
+        f'<div class="note">Graphviz\'s <code>dot</code> was not found, so the graph of the {html.escape(graph.name)}'
+        f" model is written as DOT source to <code>{html.escape(graph.path.name)}</code>. "
+        f"{html.escape(RENDER_HINT.replace('FILE', graph.path.with_suffix('').name))}."
+        f"<details><summary>DOT source</summary><pre>{html.escape(graph.source)}</pre></details></div>"
+    )
+
+
+def _table(frame: pd.DataFrame, digits: int = 3) -> str:
+    return frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0)
+
+
+def conclusions(fits: Sequence[Fit], comparison: pd.DataFrame, truth: Mapping[str, float] | None) -> list[str]:
+    """Plain sentences on what each model says about the effects, against the truth where known."""
+    lines = []
+    for param in EFFECTS:
+        covering, excluding = [], []
+        for fit in fits:
+            if param in fit.spec.not_identified:
+                continue
+            low, high = effect_interval(fit, param)
+            target = truth.get(param) if truth else 0.0
+            (covering if low <= target <= high else excluding).append(fit.label)
+        what = f"the true {param} = {truth[param]:g}" if truth and param in truth else f"{param} = 0"
+        if covering:
+            lines.append(f"The 94% HDI of {param} includes {what} under: {', '.join(covering)}.")
+        if excluding:
+            lines.append(f"The 94% HDI of {param} excludes {what} under: {', '.join(excluding)}.")
+    for fit in fits:
+        for param, reason in fit.spec.not_identified.items():
+            sd = float(fit.idata.posterior[param].std())
+            lines.append(f"{fit.label}: {param} is not identified (posterior sd {sd:.2f}). {reason}")
+    ranking = list(comparison.index)
+    lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(ranking)}.")
+    flagged = sorted({issue.model for fit in fits for issue in fit.issues})
+    if flagged:
+        lines.append(f"Sampler diagnostics need attention for: {', '.join(flagged)} (see each model).")
+    else:
+        lines.append("Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds).")
+    return lines
+
+
+def render_report(
+    *,
+    fits: Sequence[Fit],
+    data: GroupedData,
+    estimates: pd.DataFrame,
+    comparison: pd.DataFrame,
+    figures: Mapping[str, Path],
+    graphs: Mapping[str, GraphFile],
+    truth: Mapping[str, float] | None = None,
+    title: str = "groupfx report",
+    intro: str = "",
+    causal_text: str = "",
+    settings_text: str = "",
+) -> str:
+    """Render the report's HTML from the study's pieces.
+
+    ``figures`` maps figure keys (``group_counts``, ``x_by_group``, ``y_by_x``, ``posterior_<model>``,
+    ``model_grid``, ``forest``, ``loo_compare``) to PNG files; ``graphs`` maps ``causal`` and model names
+    to graph files.
+    """
+
+    def image(key: str, alt: str) -> EmbeddedImage:
+        return EmbeddedImage.from_file(figures[key], alt)
+
+    columns = ["parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth", "r_hat",
+               "ess_bulk", "ess_tail"]
+    if not truth:
+        columns = [c for c in columns if c not in ("truth", "covers_truth")]
+    models = []
+    for fit in fits:
+        rows = estimates[estimates["model"] == fit.label][columns].set_index("parameter")
+        models.append(
+            {
+                "label": fit.label,
+                "equation": fit.spec.equation,
+                "idea": fit.spec.idea,
+                "not_identified": fit.spec.not_identified,
+                "table": _table(rows),
+                "issues": [issue.message for issue in fit.issues],
+                "posterior": image(f"posterior_{fit.model}", f"Posterior of bxy and bzy, {fit.label}"),
+                "graph": graphs.get(fit.model),
+            }
+        )
+    diagnostics = pd.DataFrame(
+        {
+            "divergences": [fit.divergences for fit in fits],
+            "max R-hat": [float(estimates.loc[estimates.model == fit.label, "r_hat"].max()) for fit in fits],
+            "min bulk ESS": [float(estimates.loc[estimates.model == fit.label, "ess_bulk"].min()) for fit in fits],
+            "compile s": [fit.timings.get("compile", np.nan) for fit in fits],
+            "sample s": [fit.timings.get("sample", np.nan) for fit in fits],
+            "LOO s": [fit.timings.get("loo", np.nan) for fit in fits],
+        },
+        index=pd.Index([fit.label for fit in fits], name="model"),
+    )
+    sizes = data.group_sizes
+    data_text = (
+        f"{data.n_units} units in {data.n_groups} groups ({sizes.min()} to {sizes.max()} units a group, "
+        f"median {np.median(sizes):g}); share of y = 1: {np.mean(data.y):.3f}."
+    )
+    priors = fits[0].priors if fits else {}
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("groupfx", "templates"), autoescape=jinja2.select_autoescape(["html", "j2"])
+    )
+    template = environment.get_template("report.html.j2")
+    return template.render(
+        title=title,
+        intro=intro,
+        conclusions=conclusions(fits, comparison, truth),
+        data_text=data_text,
+        data_head=_table(data.to_frame().head(), digits=6),
+        data_figures=[
+            image("group_counts", "Units per group"),
+            image("x_by_group", "x by group"),
+            image("y_by_x", "y by x"),
+        ],
+        causal_graph=graphs.get("causal"),
+        causal_text=causal_text,
+        graph_html=_graph_html,
+        priors_text=", ".join(f"{name} ~ {prior.describe()}" for name, prior in priors.items()),
+        models=models,
+        rhat_max=RHAT_MAX,
+        ess_min=ESS_MIN,
+        comparison_figures=[
+            image("model_grid", "Posteriors of bxy and bzy, all models"),
+            image("forest", "Forest plots of bxy and bzy"),
+        ],
+        loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")),
+        loo_figure=image("loo_compare", "LOO comparison"),
+        diagnostics_table=_table(diagnostics, digits=2),
+        settings_text=settings_text,
+        version=version("groupfx"),
+    )
+
+
+def write_html(path: str | Path, page: str) -> Path:
+    """Write the page atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,95 @@
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+
+import groupfx
+from groupfx.diagnostics import find_issues
+from groupfx.errors import InputError
+
+from .conftest import TINY
+
+
+def test_fits_are_reproducible_from_the_seed(small_sim):
+    a = groupfx.fit(small_sim, "naive", warn=False, seed=11, **TINY)
+    b = groupfx.fit(small_sim, "naive", warn=False, seed=11, **TINY)
+    c = groupfx.fit(small_sim, "naive", warn=False, seed=12, **TINY)
+    np.testing.assert_array_equal(a.idata.posterior["bxy"], b.idata.posterior["bxy"])
+    assert not np.array_equal(a.idata.posterior["bxy"], c.idata.posterior["bxy"])
+
+
+def test_models_get_distinct_seeds():
+    from groupfx.sampling import model_seed
+
+    seeds = {model_seed(42, name) for name in groupfx.MODELS}
+    assert len(seeds) == len(groupfx.MODELS)
+    assert model_seed(42, "naive") == model_seed(42, "naive")
+
+
+def test_fit_keeps_no_per_unit_draws(small_fits, small_sim):
+    for fit in small_fits.values():
+        for var in fit.idata.posterior.data_vars.values():
+            assert small_sim.data.n_units not in var.shape
+        assert not [name for name in fit.idata.posterior.data_vars if name.endswith("__")]
+        assert "log_likelihood" not in fit.idata.groups()
+        assert fit.loo.elpd_loo < 0 and len(fit.loo.loo_i) == small_sim.data.n_units
+
+
+def test_short_chains_raise_diagnostic_warnings_naming_model_and_parameter(small_sim):
+    with pytest.warns(groupfx.DiagnosticWarning, match=r"Naive: bulk ESS of (a0|bxy|bzy) is \d+"):
+        fit = groupfx.fit(small_sim, "naive", draws=20, tune=20, chains=2)
+    assert any(issue.kind == "ess_bulk" for issue in fit.issues)
+
+
+def test_disagreeing_chains_are_flagged_by_rhat():
+    rng = np.random.default_rng(0)
+    theta = np.stack([rng.normal(0, 1, 500), rng.normal(3, 1, 500)])
+    idata = az.from_dict(
+        posterior={"theta": theta, "good": rng.normal(size=(2, 500))},
+        sample_stats={"diverging": np.zeros((2, 500), dtype=bool)},
+    )
+    issues = find_issues(idata, "Toy")
+    flagged = {(i.parameter, i.kind) for i in issues}
+    assert ("theta", "r_hat") in flagged
+    assert not any(p == "good" and k == "r_hat" for p, k in flagged)
+    assert "Toy: R-hat of theta" in next(i.message for i in issues if i.kind == "r_hat")
+
+
+def test_estimates_table(small_fits, small_sim):
+    table = groupfx.estimates(small_fits, small_sim.truth)
+    assert list(table.columns) == [
+        "model", "parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth",
+        "r_hat", "ess_bulk", "ess_tail", "identified",
+    ]  # fmt: skip
+    assert list(table["model"].unique()) == ["Naive", "Fixed effects", "Mundlak"]
+    bxy = table[table.parameter == "bxy"]
+    assert (bxy.truth == 0).all()
+    expected = (bxy.hdi_low <= 0) & (bxy.hdi_high >= 0)
+    assert (bxy.covers_truth.astype(bool) == expected).all()
+    assert table[table.parameter == "buy"].truth.isna().all()
+    fixed_bzy = table[(table.model == "Fixed effects") & (table.parameter == "bzy")]
+    assert not fixed_bzy.identified.item()
+    # HDI brackets the mean, sd positive
+    assert ((table.hdi_low <= table["mean"]) & (table["mean"] <= table.hdi_high)).all()
+    assert (table.sd > 0).all()
+
+
+def test_compare_ranks_by_elpd(small_fits):
+    table = groupfx.compare(small_fits)
+    assert set(table.index) == {"Naive", "Fixed effects", "Mundlak"}
+    assert table["elpd_loo"].is_monotonic_decreasing
+    assert table["rank"].tolist() == [0, 1, 2]
+
+
+def test_bad_sampler_settings_are_refused(small_sim):
+    with pytest.raises(InputError, match="draws must be an integer >= 1"):
+        groupfx.fit(small_sim, "naive", draws=0)
+    with pytest.raises(InputError, match="Unknown sampler setting 'draw'"):
+        groupfx.fit(small_sim, "naive", draw=10)
+    with pytest.raises(InputError, match="named twice"):
+        groupfx.fit_all(small_sim, ["naive", "naive"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(groupfx.UnknownModelError):
+            groupfx.fit_all(small_sim, ["naive", "nope"])

@@ -1,0 +1,72 @@
+import numpy as np
+import nutpie
+import pymc as pm
+import pytest
+
+import groupfx
+from groupfx.errors import InputError, UnknownModelError
+from groupfx.loglik import pointwise_loglik
+from groupfx.models import MODELS, OUTCOME
+
+EXPECTED_FREE = {
+    "naive": {"a0", "bxy", "bzy"},
+    "fixed": {"a", "bxy", "bzy"},
+    "multilevel": {"abar", "tau", "e", "bxy", "bzy"},
+    "mundlak": {"abar", "tau", "e", "bxy", "bzy", "buy"},
+    "latent": {"abar", "tau", "e", "bxy", "bzy", "buy", "bux", "ax", "sigma", "u"},
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_models_have_the_designed_parameters_and_no_per_unit_draws(name, small_sim):
+    model = groupfx.build_model(name, small_sim.data)
+    assert {rv.name for rv in model.free_RVs} == EXPECTED_FREE[name]
+    assert model.deterministics == []
+    n = small_sim.data.n_units
+    for rv in model.free_RVs:
+        assert n not in tuple(model.initial_point()[model.rvs_to_values[rv].name].shape)
+    assert OUTCOME in model.named_vars
+    assert isinstance(model[OUTCOME].owner.op, type(pm.Bernoulli.dist(0.5).owner.op))
+
+
+def test_multilevel_offsets_are_standard_normal(small_sim):
+    # The seed wrote e ~ Normal(abar, 1) and then abar + tau * e, counting abar twice.
+    model = groupfx.build_model("multilevel", small_sim.data)
+    mu, sigma = model["e"].owner.inputs[-2:]
+    assert np.all(mu.eval() == 0) and np.all(sigma.eval() == 1)
+
+
+def test_latent_sign_is_constrained(small_sim):
+    model = groupfx.build_model("latent", small_sim.data)
+    draws = pm.draw(model["bux"], draws=500, random_seed=1)
+    assert draws.min() >= 0
+
+
+def test_priors_are_overridable_by_name(small_sim):
+    model = groupfx.build_model("naive", small_sim.data, priors={"bxy": groupfx.Prior("Normal", mu=3, sigma=0.1)})
+    draws = pm.draw(model["bxy"], draws=500, random_seed=1)
+    assert abs(draws.mean() - 3) < 0.05
+
+
+def test_unknown_names_are_refused(small_sim):
+    with pytest.raises(UnknownModelError, match="choose from: naive, fixed"):
+        groupfx.build_model("random", small_sim.data)
+    with pytest.raises(InputError, match="No model has a parameter 'beta'"):
+        groupfx.build_model("naive", small_sim.data, priors={"beta": groupfx.Prior("Normal")})
+    with pytest.raises(InputError, match="not a PyMC distribution"):
+        groupfx.Prior("Gaussian", mu=0)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_vectorised_loglik_equals_pymc_reference(name, small_sim):
+    model = groupfx.build_model(name, small_sim.data)
+    idata = nutpie.sample(
+        nutpie.compile_pymc_model(model), draws=15, tune=30, chains=2, seed=2, progress_bar=False
+    )
+    ours = pointwise_loglik(model, idata.posterior)
+    with model:
+        reference = pm.compute_log_likelihood(
+            idata, var_names=[OUTCOME], extend_inferencedata=False, progressbar=False
+        )[OUTCOME]
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours.to_numpy(), reference.to_numpy(), rtol=1e-10, atol=1e-12)
