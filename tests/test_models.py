@@ -43,7 +43,9 @@ def test_latent_sign_is_constrained(small_sim):
 
 
 def test_priors_are_overridable_by_name(small_sim):
-    model = groupfx.build_model("naive", small_sim.data, priors={"bxy": groupfx.Prior("Normal", mu=3, sigma=0.1)})
+    model = groupfx.build_model(
+        "naive", small_sim.data, priors={"bxy": groupfx.Prior("Normal", mu=3, sigma=0.1)}
+    )
     draws = pm.draw(model["bxy"], draws=500, random_seed=1)
     assert abs(draws.mean() - 3) < 0.05
 

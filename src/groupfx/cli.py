@@ -59,24 +59,35 @@ def _model_list(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``groupfx`` and its subcommands."""
-    parser = _Parser(prog="groupfx", description="Causal effects in grouped data under group-level confounding.")
+    parser = _Parser(
+        prog="groupfx", description="Causal effects in grouped data under group-level confounding."
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     demo = sub.add_parser(
         "demo",
         help="run the seed study end to end into a report",
-        description="Simulate the seed study's data, fit the five models and write a report with every figure.",
+        description="Simulate the seed study's data, fit the five models, write a report with every figure.",
     )
-    demo.add_argument("--out", type=Path, default=Path("groupfx-demo"), help="output folder (default groupfx-demo)")
-    demo.add_argument("--seed", type=_nonnegative_int, default=42, help="seed of simulation and sampling (42)")
+    demo.add_argument(
+        "--out", type=Path, default=Path("groupfx-demo"), help="output folder (default groupfx-demo)"
+    )
+    demo.add_argument(
+        "--seed", type=_nonnegative_int, default=42, help="seed of simulation and sampling (42)"
+    )
     demo.add_argument("--groups", type=_int_at_least_two, default=30, help="number of groups (30)")
     demo.add_argument("--units", type=_int_at_least_two, default=2000, help="number of units (2000)")
     demo.add_argument("--draws", type=_positive_int, default=1000, help="draws per chain (1000)")
-    demo.add_argument("--tune", type=_nonnegative_int, default=1000, help="tuning iterations per chain (1000)")
+    demo.add_argument(
+        "--tune", type=_nonnegative_int, default=1000, help="tuning iterations per chain (1000)"
+    )
     demo.add_argument("--chains", type=_positive_int, default=4, help="number of chains (4)")
     demo.add_argument("--cores", type=_positive_int, default=None, help="chains run at once (CPU count)")
     demo.add_argument(
-        "--models", type=_model_list, default=None, help="comma-separated models to fit, or 'all' (default all)"
+        "--models",
+        type=_model_list,
+        default=None,
+        help="comma-separated models to fit, or 'all' (default all)",
     )
     return parser
 
@@ -103,6 +114,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from groupfx.demo import run_demo
+    from groupfx.diagnostics import condense
     from groupfx.models import MODELS
     from groupfx.sampling import SamplerSettings
     from groupfx.simulate import SimulationSettings
@@ -124,6 +136,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        auto_refresh=False,  # no refresh thread: fits run in forked worker processes
     ) as bar:
         task = bar.add_task("simulating data", total=steps)
         started_steps = [0]
@@ -131,6 +144,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
         def step(description: str) -> None:
             started_steps[0] += 1
             bar.update(task, completed=started_steps[0] - 1, description=description)
+            bar.refresh()
 
         result = run_demo(
             args.out,
@@ -143,8 +157,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
         bar.update(task, completed=steps, description="done")
     console.print(summary_table(result.fits, result.estimates, result.comparison, result.simulated.truth))
     for fit in result.fits.values():
-        for issue in fit.issues:
-            console.print(f"[yellow]warning:[/yellow] {issue.message}")
+        for line in condense(fit.issues):
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
     console.print(f"Report: {result.report}  ({time.perf_counter() - started:.0f} s)")
     return 0
 

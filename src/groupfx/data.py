@@ -41,9 +41,7 @@ class GroupedData:
     group: np.ndarray
     z: np.ndarray
     group_labels: np.ndarray
-    names: dict[str, str] = field(
-        default_factory=lambda: {"y": "y", "x": "x", "group": "group", "z": "z"}
-    )
+    names: dict[str, str] = field(default_factory=lambda: {"y": "y", "x": "x", "group": "group", "z": "z"})
 
     def __post_init__(self) -> None:
         n = self.y.shape[0]

@@ -81,7 +81,9 @@ def run_demo(
     """
     simulated = simulate(simulation or SimulationSettings())
     fits = fit_all(simulated, models, settings=sampler or SamplerSettings(), progress=progress, warn=False)
-    report = write_report(fits, out_dir, simulated=simulated, title=DEMO_TITLE, intro=DEMO_INTRO, progress=writing)
+    report = write_report(
+        fits, out_dir, simulated=simulated, title=DEMO_TITLE, intro=DEMO_INTRO, progress=writing
+    )
     return DemoResult(
         simulated=simulated,
         fits=fits,

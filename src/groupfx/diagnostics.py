@@ -66,12 +66,17 @@ def parameter_diagnostics(idata: az.InferenceData, var_names: list[str] | None =
     ess_tail = az.ess(posterior, method="tail")
     rows = []
     for name in posterior.data_vars:
-        flat = {k: np.atleast_1d(v[name].to_numpy()).ravel() for k, v in
-                (("r_hat", rhat), ("ess_bulk", ess_bulk), ("ess_tail", ess_tail))}
+        flat = {
+            k: np.atleast_1d(v[name].to_numpy()).ravel()
+            for k, v in (("r_hat", rhat), ("ess_bulk", ess_bulk), ("ess_tail", ess_tail))
+        }
         extra_dims = posterior[name].dims[2:]
         if extra_dims:
-            labels = [str(c) for c in posterior[name][extra_dims[0]].to_numpy()] if len(extra_dims) == 1 \
+            labels = (
+                [str(c) for c in posterior[name][extra_dims[0]].to_numpy()]
+                if len(extra_dims) == 1
                 else [str(i) for i in range(flat["r_hat"].size)]
+            )
             index = [f"{name}[{label}]" for label in labels]
         else:
             index = [name]
@@ -111,7 +116,30 @@ def find_issues(
     return issues
 
 
-def warn_issues(issues: list[DiagnosticIssue]) -> None:
-    """Emit one :class:`~groupfx.errors.DiagnosticWarning` per issue."""
+_KIND_TEXT = {"r_hat": "R-hat > {t}", "ess_bulk": "bulk ESS < {t:.0f}", "ess_tail": "tail ESS < {t:.0f}"}
+
+
+def condense(issues: list[DiagnosticIssue]) -> list[str]:
+    """One line per model and kind of issue: the issue itself, or a count with the worst parameter."""
+    groups: dict[tuple[str, str], list[DiagnosticIssue]] = {}
     for issue in issues:
-        warnings.warn(issue.message, DiagnosticWarning, stacklevel=3)
+        groups.setdefault((issue.model, issue.kind), []).append(issue)
+    lines = []
+    for (model, kind), members in groups.items():
+        if len(members) == 1:
+            lines.append(members[0].message)
+            continue
+        worst = (
+            max(members, key=lambda i: i.value) if kind == "r_hat" else min(members, key=lambda i: i.value)
+        )
+        lines.append(
+            f"{model}: {_KIND_TEXT[kind].format(t=worst.threshold)} for {len(members)} parameters; worst: "
+            + worst.message.split(": ", 1)[1]
+        )
+    return lines
+
+
+def warn_issues(issues: list[DiagnosticIssue]) -> None:
+    """Emit a :class:`~groupfx.errors.DiagnosticWarning` per model and kind of issue."""
+    for line in condense(issues):
+        warnings.warn(line, DiagnosticWarning, stacklevel=3)

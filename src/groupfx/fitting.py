@@ -14,6 +14,7 @@ from groupfx.diagnostics import find_issues, warn_issues
 from groupfx.errors import InputError
 from groupfx.loglik import loo
 from groupfx.models import MODELS, OUTCOME, build_model, get_spec
+from groupfx.parallel import default_workers, run_fits
 from groupfx.priors import Prior, resolve_priors
 from groupfx.results import Fit
 from groupfx.sampling import SamplerSettings, compile_model, draw_samples, model_seed
@@ -132,6 +133,7 @@ def fit_all(
     settings: SamplerSettings | None = None,
     progress: Progress | None = None,
     warn: bool = True,
+    workers: int | None = None,
     **sampler_options: object,
 ) -> dict[str, Fit]:
     """Fit several strategies (all five by default) to the same data.
@@ -144,6 +146,9 @@ def fit_all(
         Registry names, in the order wanted; defaults to all five in the seed's order.
     priors, settings, progress, warn, **sampler_options
         As in :func:`fit`.
+    workers : int, optional
+        Worker processes fitting models side by side (default: one per CPU core, at most one per
+        model); ``1`` fits them one after another in this process. Results are the same either way.
 
     Returns
     -------
@@ -155,9 +160,20 @@ def fit_all(
         get_spec(name)
     if len(set(names)) != len(names):
         raise InputError(f"A model is named twice in {names}; name each once.")
-    return {
-        name: fit(
-            data, name, priors=priors, settings=settings, progress=progress, warn=warn, **sampler_options
+    settings = _settings(settings, sampler_options)
+    workers = default_workers(len(names)) if workers is None else workers
+    if workers < 1:
+        raise InputError(f"workers must be a positive integer (got {workers}).")
+    if workers == 1:
+        fits = {
+            name: fit(data, name, priors=priors, settings=settings, progress=progress, warn=False)
+            for name in names
+        }
+    else:
+        fits = run_fits(
+            names, (data,), {"priors": priors, "settings": settings, "warn": False}, workers, progress
         )
-        for name in names
-    }
+    if warn:
+        for result in fits.values():
+            warn_issues(result.issues)
+    return fits

@@ -64,8 +64,10 @@ def pointwise_loglik(model: pm.Model, posterior: xr.Dataset, var_name: str = OUT
     """
     fn, names = pointwise_loglik_function(model, var_name)
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    stacked = {name: posterior[name].to_numpy().reshape(n_chains * n_draws, *posterior[name].shape[2:])
-               for name in names}
+    stacked = {
+        name: posterior[name].to_numpy().reshape(n_chains * n_draws, *posterior[name].shape[2:])
+        for name in names
+    }
     n_obs = int(np.prod(model[var_name].shape.eval()))
     block = max(1, BLOCK_BYTES // (8 * n_obs))
     total = n_chains * n_draws

@@ -209,9 +209,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise UnknownModelError(
-            f"Unknown model {name!r}; choose from: {', '.join(MODELS)}."
-        ) from None
+        raise UnknownModelError(f"Unknown model {name!r}; choose from: {', '.join(MODELS)}.") from None
 
 
 def build_model(name: str, data: GroupedData, priors: Mapping[str, Prior] | None = None) -> pm.Model:

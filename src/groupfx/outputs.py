@@ -110,7 +110,9 @@ def write_report(
                 model_graph(causal_graph(simulated)), fig_dir / "graph_causal", "causal"
             )
         for fit in fits:
-            graphs[fit.model] = write_graph(model_graph(fit.pymc_model()), fig_dir / f"graph_{fit.model}", fit.label)
+            graphs[fit.model] = write_graph(
+                model_graph(fit.pymc_model()), fig_dir / f"graph_{fit.model}", fit.label
+            )
 
         say("report")
         settings = fits[0].settings
@@ -142,5 +144,3 @@ def write_report(
         )
         write_html(tmp / "report.html", page)
     return out_dir / "report.html"
-
-

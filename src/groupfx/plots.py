@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from groupfx.data import GroupedData
 from groupfx.files import atomic_path
-from groupfx.results import Fit
+from groupfx.results import EFFECTS, Fit
 
 STYLE = {
     **{key: value for key, value in plt.style.library["arviz-darkgrid"].items() if key != "axes.prop_cycle"},
@@ -36,7 +36,6 @@ DPI = 100
 """Resolution of saved figures, as in the seed notebook."""
 MAX_POINTS = 20_000
 """Scatter plots of larger tables show a fixed random subsample of this many units."""
-EFFECTS = ("bxy", "bzy")
 
 Fits = Mapping[str, Fit] | Sequence[Fit]
 P = ParamSpec("P")
@@ -145,7 +144,7 @@ def plot_y_by_x(data: GroupedData, n_bins: int = 20, jitter: float = 0.04) -> Fi
     x, y = data.x, np.asarray(data.y, dtype=float)
     shown = _subsample(data.n_units)
     noise = np.random.default_rng(0).uniform(-jitter, jitter, size=shown.size)
-    ax.scatter(x[shown], y[shown], s=12, alpha=0.3, color="C0", label="unit (jittered)")
+    ax.scatter(x[shown], y[shown] + noise, s=12, alpha=0.3, color="C0", label="unit (jittered)")
 
     n_bins = max(1, min(n_bins, data.n_units // 20))
     edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
@@ -162,7 +161,9 @@ def plot_y_by_x(data: GroupedData, n_bins: int = 20, jitter: float = 0.04) -> Fi
     return fig
 
 
-def _posterior_row(fit: Fit, axes: Sequence[Axes], truth: Mapping[str, float] | None, params) -> None:
+def _posterior_row(
+    fit: Fit, axes: Sequence[Axes], truth: Mapping[str, float] | None, params: Sequence[str]
+) -> None:
     """az.plot_posterior of ``params`` on ``axes``, with the truth as reference value where known."""
     ref_val = {p: [{"ref_val": float(truth[p])}] for p in params if truth and p in truth}
     az.plot_posterior(fit.idata, var_names=list(params), ref_val=ref_val or None, ax=np.asarray(axes))

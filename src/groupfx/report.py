@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data import GroupedData
-from groupfx.diagnostics import ESS_MIN, RHAT_MAX
+from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
 from groupfx.results import EFFECTS, Fit, effect_interval
@@ -41,8 +41,9 @@ def _graph_html(graph: GraphFile | None) -> str:
         image = EmbeddedImage.from_file(graph.path, f"Graph of the {graph.name} model")
         return f'<img src="{image.uri}" alt="{html.escape(image.alt)}">'
     return (
-        f'<div class="note">Graphviz\'s <code>dot</code> was not found, so the graph of the {html.escape(graph.name)}'
-        f" model is written as DOT source to <code>{html.escape(graph.path.name)}</code>. "
+        f'<div class="note">Graphviz\'s <code>dot</code> was not found, so the graph of the '
+        f"{html.escape(graph.name)} model is written as DOT source to "
+        f"<code>{html.escape(graph.path.name)}</code>. "
         f"{html.escape(RENDER_HINT.replace('FILE', graph.path.with_suffix('').name))}."
         f"<details><summary>DOT source</summary><pre>{html.escape(graph.source)}</pre></details></div>"
     )
@@ -52,7 +53,9 @@ def _table(frame: pd.DataFrame, digits: int = 3) -> str:
     return frame.to_html(float_format=lambda v: f"{v:.{digits}f}", na_rep="", border=0)
 
 
-def conclusions(fits: Sequence[Fit], comparison: pd.DataFrame, truth: Mapping[str, float] | None) -> list[str]:
+def conclusions(
+    fits: Sequence[Fit], comparison: pd.DataFrame, truth: Mapping[str, float] | None
+) -> list[str]:
     """Plain sentences on what each model says about the effects, against the truth where known."""
     lines = []
     for param in EFFECTS:
@@ -78,7 +81,9 @@ def conclusions(fits: Sequence[Fit], comparison: pd.DataFrame, truth: Mapping[st
     if flagged:
         lines.append(f"Sampler diagnostics need attention for: {', '.join(flagged)} (see each model).")
     else:
-        lines.append("Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds).")
+        lines.append(
+            "Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds)."
+        )
     return lines
 
 
@@ -106,8 +111,18 @@ def render_report(
     def image(key: str, alt: str) -> EmbeddedImage:
         return EmbeddedImage.from_file(figures[key], alt)
 
-    columns = ["parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth", "r_hat",
-               "ess_bulk", "ess_tail"]
+    columns = [
+        "parameter",
+        "mean",
+        "sd",
+        "hdi_low",
+        "hdi_high",
+        "truth",
+        "covers_truth",
+        "r_hat",
+        "ess_bulk",
+        "ess_tail",
+    ]
     if not truth:
         columns = [c for c in columns if c not in ("truth", "covers_truth")]
     models = []
@@ -120,7 +135,7 @@ def render_report(
                 "idea": fit.spec.idea,
                 "not_identified": fit.spec.not_identified,
                 "table": _table(rows),
-                "issues": [issue.message for issue in fit.issues],
+                "issues": condense(fit.issues),
                 "posterior": image(f"posterior_{fit.model}", f"Posterior of bxy and bzy, {fit.label}"),
                 "graph": graphs.get(fit.model),
             }
@@ -129,7 +144,9 @@ def render_report(
         {
             "divergences": [fit.divergences for fit in fits],
             "max R-hat": [float(estimates.loc[estimates.model == fit.label, "r_hat"].max()) for fit in fits],
-            "min bulk ESS": [float(estimates.loc[estimates.model == fit.label, "ess_bulk"].min()) for fit in fits],
+            "min bulk ESS": [
+                float(estimates.loc[estimates.model == fit.label, "ess_bulk"].min()) for fit in fits
+            ],
             "compile s": [fit.timings.get("compile", np.nan) for fit in fits],
             "sample s": [fit.timings.get("sample", np.nan) for fit in fits],
             "LOO s": [fit.timings.get("loo", np.nan) for fit in fits],
@@ -143,7 +160,8 @@ def render_report(
     )
     priors = fits[0].priors if fits else {}
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("groupfx", "templates"), autoescape=jinja2.select_autoescape(["html", "j2"])
+        loader=jinja2.PackageLoader("groupfx", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
     )
     template = environment.get_template("report.html.j2")
     return template.render(

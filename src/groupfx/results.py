@@ -144,8 +144,20 @@ def estimates(
         table["covers_truth"] = covers.where(table["truth"].notna()).astype("boolean")
         table["identified"] = ~table["parameter"].isin(list(fit.spec.not_identified))
         frames.append(table)
-    columns = ["model", "parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth",
-               "r_hat", "ess_bulk", "ess_tail", "identified"]
+    columns = [
+        "model",
+        "parameter",
+        "mean",
+        "sd",
+        "hdi_low",
+        "hdi_high",
+        "truth",
+        "covers_truth",
+        "r_hat",
+        "ess_bulk",
+        "ess_tail",
+        "identified",
+    ]
     return pd.concat(frames, ignore_index=True)[columns]
 
 

@@ -150,9 +150,7 @@ def simulate(settings: SimulationSettings | None = None, **overrides: float) -> 
     settings = SimulationSettings(**{**asdict(base), **overrides})
     rng = np.random.default_rng(settings.seed)
     group = rng.choice(settings.n_groups, size=(settings.n_units,), replace=True)
-    model = pm.do(
-        generative_model(group, settings.n_groups, settings.u_sd), settings.truth
-    )
+    model = pm.do(generative_model(group, settings.n_groups, settings.u_sd), settings.truth)
     logger = logging.getLogger("pymc")
     level = logger.level
     logger.setLevel(logging.WARNING)

@@ -1,0 +1,145 @@
+"""The command line: bad arguments fail cleanly; a small demo writes every output."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import arviz as az
+import graphviz
+import pandas as pd
+import pytest
+
+from groupfx import cli
+
+SMALL = ["--units", "240", "--groups", "6", "--draws", "60", "--tune", "60", "--chains", "2"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "groupfx.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--units", "-5"], "--units: must be an integer >= 2, got -5"),
+        (["--groups", "0"], "--groups: must be an integer >= 2, got 0"),
+        (["--draws", "0"], "--draws: must be an integer >= 1, got 0"),
+        (["--chains", "two"], "--chains: expected an integer, got 'two'"),
+        (["--models", "naive,random"], "unknown model 'random'"),
+    ],
+)
+def test_bad_arguments_exit_with_one_clear_line_and_write_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = run_cli("demo", "--out", str(out), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "report"
+    result = run_cli("demo", "--out", str(out), *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_demo_writes_every_output(small_demo):
+    out, result = small_demo
+    models = ["naive", "fixed", "multilevel", "mundlak", "latent"]
+    figures = {p.name for p in (out / "figures").iterdir()}
+    expected = {"group_counts.png", "x_by_group.png", "y_by_x.png", "model_grid.png", "forest.png",
+                "loo_compare.png", *(f"posterior_{m}.png" for m in models)}  # fmt: skip
+    assert expected <= figures
+    graph_suffix = {".png", ".dot"}
+    for name in ["causal", *models]:
+        assert any(f"graph_{name}{suffix}" in figures for suffix in graph_suffix)
+    for png in (out / "figures").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.read_csv(out / "estimates.csv")
+    assert {"model", "parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth", "r_hat",
+            "ess_bulk", "ess_tail"} <= set(table.columns)  # fmt: skip
+    assert set(table.model) == {"Naive", "Fixed effects", "Multilevel", "Mundlak", "Latent Mundlak"}
+    loo = pd.read_csv(out / "loo.csv", index_col=0)
+    assert sorted(loo["rank"]) == [0, 1, 2, 3, 4]
+    data = pd.read_csv(out / "data.csv")
+    assert list(data.columns) == ["group", "x", "y", "z", "ug"] and len(data) == 240
+    for model in models:
+        idata = az.from_netcdf(out / "idata" / f"{model}.nc")
+        assert {"posterior", "sample_stats"} <= set(idata.groups())
+        assert all(240 not in v.shape for v in idata.posterior.data_vars.values())
+    # the terminal summary
+    assert "LOO rank" in result.stderr and "Latent Mundlak" in result.stderr
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_report_is_self_contained_and_tells_the_story(small_demo):
+    out, _ = small_demo
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) >= 13
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    assert not re.search(r'(src|href)="https?://', page)
+    for heading in (
+        "The data",
+        "The causal graph",
+        "The models",
+        "Model comparison by PSIS-LOO",
+        "Conclusion",
+    ):
+        assert heading in page
+    assert "bzy is not identified by the data under this model" in page
+    for label in ("Naive", "Fixed effects", "Multilevel", "Mundlak", "Latent Mundlak"):
+        assert f"<h3>{label}</h3>" in page
+
+
+def test_failure_midway_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
+    from groupfx import outputs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(outputs.plots, "plot_forests", broken)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        cli.main(["demo", "--out", str(out), "--models", "naive,fixed", *SMALL])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_is_kept_until_the_new_one_is_complete(tmp_path, monkeypatch):
+    from groupfx import outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("previous run")
+    monkeypatch.setattr(outputs.plots, "plot_forests", lambda *a, **k: (_ for _ in ()).throw(OSError("x")))
+    with pytest.raises(OSError):
+        cli.main(["demo", "--out", str(out), "--models", "naive,fixed", *SMALL])
+    assert (out / "old.txt").read_text() == "previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_version_and_help():
+    result = run_cli("--version")
+    assert result.returncode == 0 and re.match(r"\d+\.\d+", result.stdout)
+    assert cli.main([]) == 2
+
+
+def test_dot_fallback_writes_source_and_says_how_to_render(tmp_path, monkeypatch):
+    from groupfx import graphs
+
+    monkeypatch.setattr(graphs, "dot_available", lambda: False)
+    graph = graphviz.Digraph()
+    graph.edge("U", "x")
+    written = graphs.write_graph(graph, tmp_path / "g", "toy")
+    assert not written.rendered and written.path == tmp_path / "g.dot"
+    assert "U -> x" in written.path.read_text()
+    assert "dot -Tpng" in graphs.RENDER_HINT
