@@ -30,6 +30,22 @@ def write_csv(frame: pd.DataFrame, path: Path, **kwargs: object) -> Path:
     return path
 
 
+def run_table(fits: Sequence[Fit]) -> pd.DataFrame:
+    """One row per fit: divergences, diagnostics issues, seconds compiling, sampling and on LOO, elpd."""
+    return pd.DataFrame(
+        {
+            "model": [fit.label for fit in fits],
+            "divergences": [fit.divergences for fit in fits],
+            "diagnostic_issues": [len(fit.issues) for fit in fits],
+            "compile_s": [fit.timings.get("compile") for fit in fits],
+            "sample_s": [fit.timings.get("sample") for fit in fits],
+            "loo_s": [fit.timings.get("loo") for fit in fits],
+            "elpd_loo": [fit.loo.elpd_loo for fit in fits],
+            "sampler_seed": [fit.seed for fit in fits],
+        }
+    )
+
+
 def causal_graph(simulated: SimulatedData) -> pm.Model:
     """The simulation's generative model with the truth set by ``do()`` (for its graph)."""
     settings = simulated.settings
@@ -49,8 +65,9 @@ def write_report(
 ) -> Path:
     """Write the report and every file behind it into ``out_dir``.
 
-    The folder gets ``report.html`` (self-contained), ``figures/*.png`` (and model graphs), ``estimates.csv``,
-    ``loo.csv``, ``data.csv`` and ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
+    The folder gets ``report.html`` (self-contained), ``figures/*.png`` (and model graphs),
+    ``estimates.csv``, ``loo.csv``, ``fits.csv`` (timings and diagnostics per model), ``data.csv`` and
+    ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
     place only when complete, so a failure leaves no half-written folder.
 
     Parameters
@@ -81,6 +98,7 @@ def write_report(
         table = estimates(fits, truth)
         comparison = compare(fits)
         write_csv(table, tmp / "estimates.csv", index=False)
+        write_csv(run_table(fits), tmp / "fits.csv", index=False)
         write_csv(comparison, tmp / "loo.csv")
         frame = simulated.to_frame() if simulated is not None else data.to_frame()
         write_csv(frame, tmp / "data.csv", index=False)
