@@ -10,6 +10,7 @@ from importlib.metadata import version as _version
 from groupfx.data import GroupedData
 from groupfx.errors import DiagnosticWarning, GroupfxError, InputError, UnknownModelError
 from groupfx.fitting import fit, fit_all
+from groupfx.outputs import write_report
 from groupfx.models import MODELS, build_model
 from groupfx.priors import DEFAULT_PRIORS, Prior
 from groupfx.results import Fit, compare, estimates
@@ -38,4 +39,5 @@ __all__ = [
     "fit",
     "fit_all",
     "simulate",
+    "write_report",
 ]
