@@ -10,8 +10,8 @@ from importlib.metadata import version as _version
 from groupfx.data import GroupedData
 from groupfx.errors import DiagnosticWarning, GroupfxError, InputError, UnknownModelError
 from groupfx.fitting import fit, fit_all
-from groupfx.outputs import write_report
 from groupfx.models import MODELS, build_model
+from groupfx.outputs import write_report
 from groupfx.priors import DEFAULT_PRIORS, Prior
 from groupfx.results import Fit, compare, estimates
 from groupfx.sampling import SamplerSettings
