@@ -74,6 +74,12 @@ class GroupedData:
         """Observed group mean of ``x``, shape ``(G,)``: the Mundlak device's proxy for U."""
         return np.bincount(self.group, weights=self.x, minlength=self.n_groups) / self.group_sizes
 
+    @property
+    def x_within_ss(self) -> np.ndarray:
+        """Within-group sum of squares of ``x`` about the group mean, shape ``(G,)``."""
+        deviations = self.x - self.xbar[self.group]
+        return np.bincount(self.group, weights=deviations**2, minlength=self.n_groups)
+
     def to_frame(self, **extra: Any) -> pd.DataFrame:
         """Return the table as a DataFrame with the source column names (extra columns appended)."""
         columns = {

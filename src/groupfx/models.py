@@ -10,6 +10,7 @@ fixed           eta = a[g] + bxy x + bzy z[g],              a[g] ~ Normal(0, 10)
 multilevel      eta = abar + tau e[g] + bxy x + bzy z[g],    e ~ Normal(0, 1)
 mundlak         multilevel + buy xbar[g]                     xbar: observed mean of x in g
 latent          multilevel + buy u[g],  x ~ Normal(ax + bux u[g], sigma),  u ~ Normal(0, 1), bux > 0
+                (x enters through its sufficient statistics per group: same posterior, O(G) cost)
 =============== ==============================================================
 """
 
@@ -137,9 +138,20 @@ def build_mundlak(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
 
 
 def build_latent(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
-    """Latent Mundlak: a latent group variable u explains both x and y; bux > 0 fixes its sign."""
+    """Latent Mundlak: a latent group variable u explains both x and y; bux > 0 fixes its sign.
+
+    The measurement model ``x_i ~ Normal(ax + bux u[g], sigma)`` enters through its sufficient statistics
+    per group, which give the same posterior at a cost that does not grow with N: the group mean,
+    ``xbar[g] ~ Normal(ax + bux u[g], sigma / sqrt(n[g]))``, and the within-group sum of squares
+    ``ss[g]``, which is sigma^2 times a chi-square with n[g] - 1 degrees of freedom; its log-density in
+    sigma, ``-(n[g] - 1) log(sigma) - ss[g] / (2 sigma^2)``, is added as a potential (the chi-square's
+    normalising terms do not depend on the parameters, and leaving them out keeps compilation fast).
+    """
     with pm.Model(coords=_coords(data)) as model:
         d = _data_containers(data)
+        n = pm.Data("n", data.group_sizes.astype(float), dims="group")
+        xbar = pm.Data("xbar", data.xbar, dims="group")
+        ss = pm.Data("x_ss", data.x_within_ss, dims="group")
         a = _group_intercepts(priors)
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
@@ -148,8 +160,9 @@ def build_latent(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
         ax = priors["ax"].create("ax")
         sigma = priors["sigma"].create("sigma")
         u = pm.Normal("u", mu=0, sigma=1, dims="group")
+        pm.Normal("xbar_obs", mu=ax + bux * u, sigma=sigma / pm.math.sqrt(n), observed=xbar, dims="group")
+        pm.Potential("x_spread", pm.math.sum(-(n - 1) * pm.math.log(sigma) - ss / (2 * sigma**2)))
         g = d["g"]
-        pm.Normal("x_obs", mu=ax + bux * u[g], sigma=sigma, observed=d["x"], dims="unit")
         _outcome(a[g] + bxy * d["x"] + bzy * d["z"][g] + buy * u[g], d["y"])
     return model
 
