@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,14 +46,23 @@ def settings_args(args: argparse.Namespace) -> list[str]:
     return [f"--{k}={getattr(args, k)}" for k in ("seed", "groups", "units", "draws", "tune", "chains")]
 
 
+MEASURE = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
 def timed(command: list[str]) -> tuple[float, float]:
-    """Run ``command``; return its wall seconds and the peak RSS (MiB) of its largest process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``command``; return its wall seconds and the peak RSS (MiB) of its largest process.
+
+    The command runs under a small wrapper process, so the peak covers that command's processes only.
+    """
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], check=True, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(after, before) / 1024
+    return wall, int(result.stdout.split()[-1]) / 1024
 
 
 def run_seed(args: argparse.Namespace) -> dict:
