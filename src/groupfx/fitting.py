@@ -170,9 +170,11 @@ def fit_all(
             for name in names
         }
     else:
+        longest_first = sorted(names, key=lambda name: -get_spec(name).cost)
         fits = run_fits(
-            names, (data,), {"priors": priors, "settings": settings, "warn": False}, workers, progress
+            longest_first, (data,), {"priors": priors, "settings": settings, "warn": False}, workers, progress
         )
+        fits = {name: fits[name] for name in names}
     if warn:
         for result in fits.values():
             warn_issues(result.issues)

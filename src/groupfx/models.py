@@ -50,6 +50,8 @@ class ModelSpec:
         ``build(data, priors) -> pymc.Model``.
     not_identified : dict of str to str
         Parameters the data cannot identify under this strategy, with the reason.
+    cost : int
+        Rough relative cost of a fit; the longest fits are started first when fits run side by side.
     target_accept : float
         NUTS target acceptance. The grouped models use 0.9: at nutpie's 0.8 the seed study showed a few
         divergences (fixed effects: a group whose y is all 0 lets its intercept drift into the prior's
@@ -62,6 +64,7 @@ class ModelSpec:
     idea: str
     build: Builder
     not_identified: dict[str, str] = field(default_factory=dict)
+    cost: int = 3
     target_accept: float = 0.9
 
 
@@ -181,6 +184,7 @@ MODELS: dict[str, ModelSpec] = {
             "eta = a0 + bxy·x + bzy·z[g]",
             "Ignores the groups; x carries the group confounder U into bxy.",
             build_naive,
+            cost=1,
             target_accept=0.8,
         ),
         ModelSpec(
@@ -190,6 +194,7 @@ MODELS: dict[str, ModelSpec] = {
             "A free intercept per group absorbs U, so bxy is estimated within groups.",
             build_fixed,
             {"bzy": _FIXED_BZY},
+            cost=4,
         ),
         ModelSpec(
             "multilevel",
@@ -211,6 +216,7 @@ MODELS: dict[str, ModelSpec] = {
             "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·u[g],  x ~ Normal(ax + bux·u[g], sigma)",
             "A latent group variable u, measured through x, stands in for U (bux > 0 fixes its sign).",
             build_latent,
+            cost=5,
         ),
     )
 }

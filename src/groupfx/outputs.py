@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -110,16 +111,17 @@ def write_report(
         say("figures")
         fig_dir = tmp / "figures"
         fig_dir.mkdir()
-        figures = {
-            "group_counts": plots.plot_group_counts(data),
-            "x_by_group": plots.plot_x_by_group(data),
-            "y_by_x": plots.plot_y_by_x(data),
-            **{f"posterior_{fit.model}": plots.plot_posteriors(fit, truth) for fit in fits},
-            "model_grid": plots.plot_model_grid(fits, truth),
-            "forest": plots.plot_forests(fits, truth),
-            "loo_compare": plots.plot_loo_compare(comparison),
+        drawings = {
+            "group_counts": lambda: plots.plot_group_counts(data),
+            "x_by_group": lambda: plots.plot_x_by_group(data),
+            "y_by_x": lambda: plots.plot_y_by_x(data),
+            **{f"posterior_{fit.model}": partial(plots.plot_posteriors, fit, truth) for fit in fits},
+            "model_grid": lambda: plots.plot_model_grid(fits, truth),
+            "forest": lambda: plots.plot_forests(fits, truth),
+            "loo_compare": lambda: plots.plot_loo_compare(comparison),
         }
-        paths = {key: plots.save_figure(fig, fig_dir / f"{key}.png") for key, fig in figures.items()}
+        # one figure at a time: each is saved and closed before the next is drawn
+        paths = {key: plots.save_figure(draw(), fig_dir / f"{key}.png") for key, draw in drawings.items()}
 
         say("model graphs")
         graphs: dict[str, GraphFile] = {}
