@@ -56,8 +56,8 @@ def test_demo_writes_every_output(small_demo):
     out, result = small_demo
     models = ["naive", "fixed", "multilevel", "mundlak", "latent"]
     figures = {p.name for p in (out / "figures").iterdir()}
-    expected = {"group_counts.png", "x_by_group.png", "y_by_x.png", "model_grid.png", "forest.png",
-                "loo_compare.png", *(f"posterior_{m}.png" for m in models)}  # fmt: skip
+    expected = {"group_counts.png", "x_by_group.png", "y_by_x.png", "causal_dag.png", "model_grid.png",
+                "forest.png", "loo_compare.png", *(f"posterior_{m}.png" for m in models)}  # fmt: skip
     assert expected <= figures
     graph_suffix = {".png", ".dot"}
     for name in ["causal", *models]:
@@ -85,7 +85,7 @@ def test_report_is_self_contained_and_tells_the_story(small_demo):
     out, _ = small_demo
     page = (out / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) >= 11  # 3 data figures, 5 posteriors, grid, forests, LOO (+ graphs with dot)
+    assert len(sources) >= 12  # data, causal graph, 5 posteriors, grid, forests, LOO (+ graphs with dot)
     assert all(src.startswith("data:image/png;base64,") for src in sources)
     assert not re.search(r'(src|href)="https?://', page)
     for heading in (

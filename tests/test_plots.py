@@ -221,3 +221,13 @@ def test_save_figure_replaces_existing_file_and_cleans_up_on_failure(sim, tmp_pa
     assert target.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in tmp_path.iterdir()] == ["counts.png"]
     assert not plt.fignum_exists(fig.number)
+
+
+def test_causal_dag_marks_the_truth_and_the_unobserved_confounder():
+    fig = plots.plot_causal_dag({"bxy": 0.0, "bzy": 1.0}, u_sd=1.5)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "bxy = 0  (?)" in texts and "bzy = 1" in texts
+    confounder = next(t for t in fig.axes[0].texts if t.get_text().startswith("U (group, unobserved)"))
+    assert "Normal(0, 1.5)" in confounder.get_text()
+    assert confounder.get_bbox_patch().get_linestyle() == "--"
+    assert len([c for c in fig.axes[0].get_children() if type(c).__name__ == "Annotation"]) == 4

@@ -115,6 +115,11 @@ def write_report(
             "group_counts": lambda: plots.plot_group_counts(data),
             "x_by_group": lambda: plots.plot_x_by_group(data),
             "y_by_x": lambda: plots.plot_y_by_x(data),
+            **(
+                {"causal_dag": lambda: plots.plot_causal_dag(truth, simulated.settings.u_sd)}
+                if simulated is not None
+                else {}
+            ),
             **{f"posterior_{fit.model}": partial(plots.plot_posteriors, fit, truth) for fit in fits},
             "model_grid": lambda: plots.plot_model_grid(fits, truth),
             "forest": lambda: plots.plot_forests(fits, truth),

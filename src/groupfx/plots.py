@@ -363,3 +363,46 @@ __all__ = [
     "plot_y_by_x",
     "save_figure",
 ]
+
+
+def plot_causal_dag(truth: Mapping[str, float] | None = None, u_sd: float | None = None) -> Figure:
+    """The seed study's causal graph: U -> x, U -> y, z -> y and the effect of interest x -> y.
+
+    Drawn with matplotlib, so it needs no Graphviz. ``U`` is dashed (unobserved); edges carry the true
+    coefficients when ``truth`` is given.
+
+    Parameters
+    ----------
+    truth : mapping of str to float, optional
+        True ``bxy`` and ``bzy`` to print on their edges.
+    u_sd : float, optional
+        Standard deviation of ``U`` to print on its node.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    truth = truth or {}
+    fig, ax = plt.subplots(figsize=(6, 3.6), facecolor="white")
+    nodes = {"U": (0.5, 0.85), "z": (0.92, 0.85), "x": (0.15, 0.2), "y": (0.85, 0.2)}
+    labels = {"U": "U (group, unobserved)" + (f"\n~ Normal(0, {u_sd:g})" if u_sd is not None else ""),
+              "z": "z (group)", "x": "x (unit)", "y": "y (unit)"}  # fmt: skip
+    bzy = f"bzy = {truth['bzy']:g}" if "bzy" in truth else "bzy"
+    bxy = f"bxy = {truth['bxy']:g}  (?)" if "bxy" in truth else "bxy  (?)"
+    edges = [("U", "x", "1"), ("U", "y", "1"), ("z", "y", bzy), ("x", "y", bxy)]
+    for start, end, text in edges:
+        (x0, y0), (x1, y1) = nodes[start], nodes[end]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops={"arrowstyle": "-|>", "lw": 2 if start == "x" else 1.3, "shrinkA": 28,
+                                "shrinkB": 28, "color": "C3" if start == "x" else "0.25"})  # fmt: skip
+        vertical = abs(x1 - x0) < 0.2
+        ax.text((x0 + x1) / 2 + (0.03 if vertical else 0), (y0 + y1) / 2 + 0.04, text,
+                ha="left" if vertical else "center", fontsize=10, color="0.2")  # fmt: skip
+    for name, (x, y) in nodes.items():
+        ax.text(x, y, labels[name], ha="center", va="center", fontsize=11,
+                bbox={"boxstyle": "round,pad=0.5", "fc": "white", "ec": "0.3",
+                      "ls": "--" if name == "U" else "-"})  # fmt: skip
+    ax.set(xlim=(0, 1.05), ylim=(0, 1.05))
+    ax.axis("off")
+    ax.set_title("Causal graph: U confounds x -> y", fontsize=12)
+    return fig

@@ -176,6 +176,7 @@ def render_report(
             image("y_by_x", "y by x"),
         ],
         causal_graph=graphs.get("causal"),
+        causal_dag=image("causal_dag", "Causal graph") if "causal_dag" in figures else None,
         causal_text=causal_text,
         graph_html=_graph_html,
         priors_text=", ".join(f"{name} ~ {prior.describe()}" for name, prior in priors.items()),
