@@ -143,3 +143,52 @@ def test_dot_fallback_writes_source_and_says_how_to_render(tmp_path, monkeypatch
     assert not written.rendered and written.path == tmp_path / "g.dot"
     assert "U -> x" in written.path.read_text()
     assert "dot -Tpng" in graphs.RENDER_HINT
+
+
+@pytest.fixture(scope="module")
+def user_csv(tmp_path_factory):
+    import groupfx
+
+    frame = groupfx.simulate(n_groups=6, n_units=240, seed=8).to_frame()
+    frame = frame.rename(columns={"y": "passed", "x": "hours", "group": "school", "z": "funding"})
+    frame["school"] = "school-" + frame["school"].astype(str)
+    path = tmp_path_factory.mktemp("user") / "pupils.csv"
+    frame.drop(columns="ug").to_csv(path, index=False)
+    return path
+
+
+FIT_COLUMNS = ["--y", "passed", "--x", "hours", "--group", "school", "--z", "funding"]
+
+
+def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
+    out = tmp_path / "fit"
+    result = run_cli(
+        "fit", str(user_csv), *FIT_COLUMNS, "--models", "naive,mundlak", "--out", str(out), *SMALL[4:]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(out / "estimates.csv")
+    assert set(table.model) == {"Naive", "Mundlak"} and table.truth.isna().all()
+    data = pd.read_csv(out / "data.csv")
+    assert list(data.columns) == ["school", "hours", "passed", "funding"]
+    assert data.school.str.startswith("school-").all()
+    page = (out / "report.html").read_text()
+    assert "the effect of hours on passed, grouped by school" in page
+    assert "<h3>Mundlak</h3>" in page and "LOO rank" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--y", "grade"], "Column 'grade' (outcome) is not in the table"),
+        (["--y", "hours"], "Column 'hours' (outcome) must be 0 or 1"),
+        (["--z", "hours"], "Column 'hours' (group-level covariate) varies within group"),
+    ],
+)
+def test_fit_refuses_bad_data_in_one_line_and_writes_nothing(user_csv, tmp_path, args, message):
+    columns = dict(zip(FIT_COLUMNS[::2], FIT_COLUMNS[1::2], strict=True))
+    columns.update(dict(zip(args[::2], args[1::2], strict=True)))
+    out = tmp_path / "fit"
+    result = run_cli("fit", str(user_csv), *[v for kv in columns.items() for v in kv], "--out", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
+    assert not out.exists()

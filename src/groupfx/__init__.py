@@ -13,6 +13,7 @@ from groupfx.fitting import fit, fit_all
 from groupfx.models import MODELS, build_model
 from groupfx.outputs import write_report
 from groupfx.priors import DEFAULT_PRIORS, Prior
+from groupfx.reader import DataWarning, read_data
 from groupfx.results import Fit, compare, estimates
 from groupfx.sampling import SamplerSettings
 from groupfx.simulate import SimulatedData, SimulationSettings, simulate
@@ -22,6 +23,7 @@ __version__ = _version("groupfx")
 __all__ = [
     "DEFAULT_PRIORS",
     "MODELS",
+    "DataWarning",
     "DiagnosticWarning",
     "Fit",
     "GroupedData",
@@ -38,6 +40,7 @@ __all__ = [
     "estimates",
     "fit",
     "fit_all",
+    "read_data",
     "simulate",
     "write_report",
 ]

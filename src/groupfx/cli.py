@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from groupfx.errors import GroupfxError, InputError
@@ -57,6 +57,22 @@ def _model_list(text: str) -> list[str]:
     return names
 
 
+def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=_nonnegative_int, default=42, help="seed (42)")
+    parser.add_argument("--draws", type=_positive_int, default=1000, help="draws per chain (1000)")
+    parser.add_argument(
+        "--tune", type=_nonnegative_int, default=1000, help="tuning iterations per chain (1000)"
+    )
+    parser.add_argument("--chains", type=_positive_int, default=4, help="number of chains (4)")
+    parser.add_argument("--cores", type=_positive_int, default=None, help="chains run at once (CPU count)")
+    parser.add_argument(
+        "--models",
+        type=_model_list,
+        default=None,
+        help="comma-separated models to fit, or 'all' (default all)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``groupfx`` and its subcommands."""
     parser = _Parser(
@@ -69,26 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the seed study end to end into a report",
         description="Simulate the seed study's data, fit the five models, write a report with every figure.",
     )
-    demo.add_argument(
-        "--out", type=Path, default=Path("groupfx-demo"), help="output folder (default groupfx-demo)"
-    )
-    demo.add_argument(
-        "--seed", type=_nonnegative_int, default=42, help="seed of simulation and sampling (42)"
-    )
+    demo.add_argument("--out", type=Path, default=Path("groupfx-demo"), help="output folder (groupfx-demo)")
     demo.add_argument("--groups", type=_int_at_least_two, default=30, help="number of groups (30)")
     demo.add_argument("--units", type=_int_at_least_two, default=2000, help="number of units (2000)")
-    demo.add_argument("--draws", type=_positive_int, default=1000, help="draws per chain (1000)")
-    demo.add_argument(
-        "--tune", type=_nonnegative_int, default=1000, help="tuning iterations per chain (1000)"
+    _add_sampling_options(demo)
+    fit = sub.add_parser(
+        "fit",
+        help="fit the strategies to your own CSV or Parquet table",
+        description="Fit the strategies to a table with one row per unit; write the same report as the demo.",
     )
-    demo.add_argument("--chains", type=_positive_int, default=4, help="number of chains (4)")
-    demo.add_argument("--cores", type=_positive_int, default=None, help="chains run at once (CPU count)")
-    demo.add_argument(
-        "--models",
-        type=_model_list,
-        default=None,
-        help="comma-separated models to fit, or 'all' (default all)",
+    fit.add_argument("data", type=Path, help="a .csv or .parquet file")
+    fit.add_argument("--y", required=True, help="outcome column (0/1)")
+    fit.add_argument("--x", required=True, help="unit-level variable whose effect is wanted")
+    fit.add_argument("--group", required=True, help="group column (labels kept as they are)")
+    fit.add_argument("--z", required=True, help="group-level covariate (constant within groups)")
+    fit.add_argument(
+        "--dropna", action="store_true", help="drop rows with missing values instead of refusing"
     )
+    fit.add_argument("--out", type=Path, default=Path("groupfx-fit"), help="output folder (groupfx-fit)")
+    _add_sampling_options(fit)
     return parser
 
 
@@ -105,61 +120,125 @@ def _quiet_libraries() -> None:
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
 
-def run_demo_command(args: argparse.Namespace) -> int:
-    """Run ``groupfx demo``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from rich.console import Console
+def _run_with_progress(first_step: str, n_models: int, work: Callable[[Callable[[str], None]], object]):
+    """Run ``work(step)`` under a progress bar; ``step(description)`` marks the start of each step."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from groupfx.demo import run_demo
-    from groupfx.diagnostics import condense
-    from groupfx.models import MODELS
-    from groupfx.sampling import SamplerSettings
-    from groupfx.simulate import SimulationSettings
-    from groupfx.summary import summary_table
-
-    simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed)
-    sampler = SamplerSettings(
-        draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores, seed=args.seed
-    )
-    models = args.models or list(MODELS)
-    console = Console(stderr=True)
-    steps = 3 * len(models) + 5
-    started = time.perf_counter()
+    steps = 3 * n_models + 6
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description:<40}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=console,
+        console=_console(),
         transient=False,
         auto_refresh=False,  # no refresh thread: fits run in forked worker processes
     ) as bar:
-        task = bar.add_task("simulating data", total=steps)
-        started_steps = [0]
+        task = bar.add_task(first_step, total=steps)
+        started = [0]
 
         def step(description: str) -> None:
-            started_steps[0] += 1
-            bar.update(task, completed=started_steps[0] - 1, description=description)
+            started[0] += 1
+            bar.update(task, completed=min(steps, started[0]), description=description)
             bar.refresh()
 
-        result = run_demo(
+        result = work(step)
+        bar.update(task, completed=steps, description="done")
+        bar.refresh()
+    return result
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_summary(fits, table, comparison, truth, report: Path, started: float) -> None:
+    from groupfx.diagnostics import condense
+    from groupfx.summary import summary_table
+
+    console = _console()
+    console.print(summary_table(fits, table, comparison, truth))
+    for fit in fits.values():
+        for line in condense(fit.issues):
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+    console.print(f"Report: {report}  ({time.perf_counter() - started:.0f} s)")
+
+
+def _sampler(args: argparse.Namespace):
+    from groupfx.sampling import SamplerSettings
+
+    return SamplerSettings(
+        draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores, seed=args.seed
+    )
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """Run ``groupfx demo``."""
+    from groupfx.demo import run_demo
+    from groupfx.models import MODELS
+    from groupfx.simulate import SimulationSettings
+
+    started = time.perf_counter()
+    simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed)
+    sampler = _sampler(args)
+    models = args.models or list(MODELS)
+    result = _run_with_progress(
+        "simulating data",
+        len(models),
+        lambda step: run_demo(
             args.out,
             simulation=simulation,
             sampler=sampler,
             models=models,
             progress=lambda label, what: step(f"{label}: {what}"),
             writing=lambda part: step(f"writing {part}"),
+        ),
+    )
+    _print_summary(
+        result.fits, result.estimates, result.comparison, result.simulated.truth, result.report, started
+    )
+    return 0
+
+
+def run_fit_command(args: argparse.Namespace) -> int:
+    """Run ``groupfx fit``."""
+    from groupfx.fitting import fit_all
+    from groupfx.models import MODELS
+    from groupfx.outputs import write_report
+    from groupfx.reader import DataWarning, read_data
+    from groupfx.results import compare, estimates
+
+    started = time.perf_counter()
+    sampler = _sampler(args)
+    models = args.models or list(MODELS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        data = read_data(args.data, y=args.y, x=args.x, group=args.group, z=args.z, dropna=args.dropna)
+    console = _console()
+    for warning in caught:
+        if issubclass(warning.category, DataWarning):
+            console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+    title = f"groupfx: the effect of {args.x} on {args.y}, grouped by {args.group}"
+    intro = (
+        f"Data: {args.data.name}, {data.n_units} units in {data.n_groups} groups. Each strategy estimates"
+        f" the effect of {args.x} on {args.y} (bxy, logit scale) while the groups may hide confounders;"
+        f" {args.z} is a group-level covariate (bzy)."
+    )
+
+    def work(step: Callable[[str], None]):
+        fits = fit_all(
+            data, models, settings=sampler, warn=False, progress=lambda m, what: step(f"{m}: {what}")
         )
-        bar.update(task, completed=steps, description="done")
-    console.print(summary_table(result.fits, result.estimates, result.comparison, result.simulated.truth))
-    for fit in result.fits.values():
-        for line in condense(fit.issues):
-            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
-    console.print(f"Report: {result.report}  ({time.perf_counter() - started:.0f} s)")
+        report = write_report(
+            fits, args.out, title=title, intro=intro, progress=lambda p: step(f"writing {p}")
+        )
+        return fits, report
+
+    fits, report = _run_with_progress("reading data", len(models), work)
+    _print_summary(fits, estimates(fits), compare(fits), None, report, started)
     return 0
 
 
@@ -176,9 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _quiet_libraries()
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files; no display is needed or wanted
     try:
         if args.command == "demo":
             return run_demo_command(args)
+        if args.command == "fit":
+            return run_fit_command(args)
     except InputError as error:
         print(f"groupfx: error: {error}", file=sys.stderr)
         return EXIT_USAGE
