@@ -77,7 +77,7 @@ def test_demo_writes_every_output(small_demo):
         assert {"posterior", "sample_stats"} <= set(idata.groups())
         assert all(240 not in v.shape for v in idata.posterior.data_vars.values())
     # the terminal summary
-    assert "LOO rank" in result.stderr and "Latent Mundlak" in result.stderr
+    assert "rank by PSIS-LOO" in result.stderr and "Latent Mundlak" in result.stderr
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -173,7 +173,7 @@ def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
     assert data.school.str.startswith("school-").all()
     page = (out / "report.html").read_text()
     assert "the effect of hours on passed, grouped by school" in page
-    assert "<h3>Mundlak</h3>" in page and "LOO rank" in result.stderr
+    assert "<h3>Mundlak</h3>" in page and "rank by PSIS-LOO" in result.stderr
 
 
 @pytest.mark.parametrize(

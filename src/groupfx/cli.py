@@ -152,7 +152,9 @@ def _run_with_progress(first_step: str, n_models: int, work: Callable[[Callable[
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    # logs and pipes get a fixed width wide enough for the summary table instead of rich's 80 columns
+    return console if console.is_terminal else Console(stderr=True, width=120)
 
 
 def _print_summary(fits, table, comparison, truth, report: Path, started: float) -> None:
