@@ -13,7 +13,7 @@ EXPECTED_FREE = {
     "fixed": {"a", "bxy", "bzy"},
     "multilevel": {"abar", "tau", "e", "bxy", "bzy"},
     "mundlak": {"abar", "tau", "e", "bxy", "bzy", "buy"},
-    "latent": {"abar", "tau", "e", "bxy", "bzy", "buy", "bux", "ax", "sigma", "u"},
+    "latent": {"abar", "tau", "e", "bxy", "bzy", "buy", "bux", "ax", "sigma", "m"},
 }
 
 
@@ -21,8 +21,9 @@ EXPECTED_FREE = {
 def test_models_have_the_designed_parameters_and_no_per_unit_draws(name, small_sim):
     model = groupfx.build_model(name, small_sim.data)
     assert {rv.name for rv in model.free_RVs} == EXPECTED_FREE[name]
-    assert model.deterministics == []
     n = small_sim.data.n_units
+    for deterministic in model.deterministics:  # only group-sized ones (the latent model's u)
+        assert model.named_vars_to_dims[deterministic.name] == ("group",)
     for rv in model.free_RVs:
         assert n not in tuple(model.initial_point()[model.rvs_to_values[rv].name].shape)
     assert OUTCOME in model.named_vars
@@ -84,10 +85,10 @@ def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
         d = _data_containers(data)
         a = _group_intercepts(priors)
         slopes = {name: priors[name].create(name) for name in ("bxy", "bzy", "buy", "bux", "ax", "sigma")}
-        u = pm.Normal("u", 0, 1, dims="group")
+        m = pm.Normal("m", mu=slopes["ax"], sigma=slopes["bux"], dims="group")
+        u = (m - slopes["ax"]) / slopes["bux"]
         g = d["g"]
-        mu = slopes["ax"] + slopes["bux"] * u[g]
-        pm.Normal("x_obs", mu=mu, sigma=slopes["sigma"], observed=d["x"], dims="unit")
+        pm.Normal("x_obs", mu=m[g], sigma=slopes["sigma"], observed=d["x"], dims="unit")
         eta = a[g] + slopes["bxy"] * d["x"] + slopes["bzy"] * d["z"][g] + slopes["buy"] * u[g]
         _outcome(eta, d["y"])
     by_group = build_latent(data, priors)
@@ -100,3 +101,10 @@ def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
     assert np.ptp(differences) < 1e-8
     # and the logp itself moves between points, so the check is not vacuous
     assert np.ptp([logp_unit({k: v + s for k, v in per_unit.initial_point().items()}) for s in (0, 1)]) > 1
+
+
+def test_latent_u_is_standard_normal_a_priori(small_sim):
+    # u is sampled through m = ax + bux * u; the model must still say u ~ Normal(0, 1)
+    model = groupfx.build_model("latent", small_sim.data)
+    draws = pm.draw(model["u"], draws=4000, random_seed=3).ravel()
+    assert abs(draws.mean()) < 0.03 and abs(draws.std() - 1) < 0.03
