@@ -17,7 +17,7 @@ from groupfx.data import GroupedData
 from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
-from groupfx.results import EFFECTS, Fit, effect_interval
+from groupfx.results import EFFECTS, ESTIMATE_COLUMNS, Fit, effect_interval
 
 
 @dataclass(frozen=True)
@@ -111,18 +111,7 @@ def render_report(
     def image(key: str, alt: str) -> EmbeddedImage:
         return EmbeddedImage.from_file(figures[key], alt)
 
-    columns = [
-        "parameter",
-        "mean",
-        "sd",
-        "hdi_low",
-        "hdi_high",
-        "truth",
-        "covers_truth",
-        "r_hat",
-        "ess_bulk",
-        "ess_tail",
-    ]
+    columns = [c for c in ESTIMATE_COLUMNS if c not in ("model", "identified")]
     if not truth:
         columns = [c for c in columns if c not in ("truth", "covers_truth")]
     models = []

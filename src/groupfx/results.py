@@ -17,6 +17,21 @@ from groupfx.priors import Prior
 from groupfx.sampling import SamplerSettings
 
 HDI_PROB = 0.94
+ESTIMATE_COLUMNS = (
+    "model",
+    "parameter",
+    "mean",
+    "sd",
+    "hdi_low",
+    "hdi_high",
+    "truth",
+    "covers_truth",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
+    "identified",
+)
+"""Columns of the estimates table (``estimates.csv``), in order."""
 EFFECTS = ("bxy", "bzy")
 """The causal parameters every model shares: the effect of x and of z on the logit of y."""
 
@@ -144,21 +159,7 @@ def estimates(
         table["covers_truth"] = covers.where(table["truth"].notna()).astype("boolean")
         table["identified"] = ~table["parameter"].isin(list(fit.spec.not_identified))
         frames.append(table)
-    columns = [
-        "model",
-        "parameter",
-        "mean",
-        "sd",
-        "hdi_low",
-        "hdi_high",
-        "truth",
-        "covers_truth",
-        "r_hat",
-        "ess_bulk",
-        "ess_tail",
-        "identified",
-    ]
-    return pd.concat(frames, ignore_index=True)[columns]
+    return pd.concat(frames, ignore_index=True)[list(ESTIMATE_COLUMNS)]
 
 
 def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
