@@ -93,3 +93,15 @@ def test_bad_sampler_settings_are_refused(small_sim):
         warnings.simplefilter("error")
         with pytest.raises(groupfx.UnknownModelError):
             groupfx.fit_all(small_sim, ["naive", "nope"])
+
+
+def test_loo_notes_count_high_pareto_k(small_fits):
+    from groupfx.report import loo_notes
+
+    notes = loo_notes(list(small_fits.values()))
+    flagged = [fit for fit in small_fits.values() if (np.asarray(fit.loo.pareto_k) > 0.7).any()]
+    assert flagged, "tiny draws should leave some high Pareto k"
+    assert len(notes) == len(flagged)
+    for fit, note in zip(flagged, notes, strict=True):
+        count = int((np.asarray(fit.loo.pareto_k) > 0.7).sum())
+        assert note.startswith(f"{fit.label}: {count} of {len(fit.loo.pareto_k)} observations")

@@ -87,6 +87,23 @@ def conclusions(
     return lines
 
 
+PARETO_K_MAX = 0.7
+
+
+def loo_notes(fits: Sequence[Fit]) -> list[str]:
+    """A sentence per model whose PSIS-LOO has observations with Pareto k above 0.7 (unreliable there)."""
+    notes = []
+    for fit in fits:
+        bad = int((np.asarray(fit.loo.pareto_k) > PARETO_K_MAX).sum())
+        if bad:
+            notes.append(
+                f"{fit.label}: {bad} of {len(fit.loo.pareto_k)} observations have Pareto k > {PARETO_K_MAX},"
+                " so its LOO estimate is unreliable there (they are influential: often units of small or"
+                " all-0 / all-1 groups whose intercept they alone inform); read its rank with care."
+            )
+    return notes
+
+
 def render_report(
     *,
     fits: Sequence[Fit],
@@ -177,6 +194,7 @@ def render_report(
             image("forest", "Forest plots of bxy and bzy"),
         ],
         loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")),
+        loo_notes=loo_notes(fits),
         loo_figure=image("loo_compare", "LOO comparison"),
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,
