@@ -5,8 +5,9 @@ import pytest
 
 import groupfx
 from groupfx.errors import InputError, UnknownModelError
+from groupfx.families import OUTCOME
 from groupfx.loglik import pointwise_loglik
-from groupfx.models import MODELS, OUTCOME
+from groupfx.models import MODELS
 
 EXPECTED_FREE = {
     "naive": {"a0", "bxy", "bzy"},
@@ -77,7 +78,8 @@ def test_vectorised_loglik_equals_pymc_reference(name, small_sim):
 
 def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
     """The latent model's x-likelihood by group statistics differs from the per-unit one by a constant."""
-    from groupfx.models import _coords, _data_containers, _group_intercepts, _outcome, build_latent
+    from groupfx.families import get_family
+    from groupfx.models import _coords, _data_containers, _group_intercepts, build_latent
     from groupfx.priors import resolve_priors
 
     data, priors = small_sim.data, resolve_priors()
@@ -90,8 +92,8 @@ def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
         g = d["g"]
         pm.Normal("x_obs", mu=m[g], sigma=slopes["sigma"], observed=d["x"], dims="unit")
         eta = a[g] + slopes["bxy"] * d["x"] + slopes["bzy"] * d["z"][g] + slopes["buy"] * u[g]
-        _outcome(eta, d["y"])
-    by_group = build_latent(data, priors)
+        get_family("bernoulli").outcome(eta, d["y"], priors)
+    by_group = build_latent(data, priors, get_family("bernoulli"))
     logp_unit, logp_group = per_unit.compile_logp(), by_group.compile_logp()
     rng = np.random.default_rng(0)
     differences = []

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit the strategies to a table with one row per unit; write the same report as the demo.",
     )
     fit.add_argument("data", type=Path, help="a .csv or .parquet file")
-    fit.add_argument("--y", required=True, help="outcome column (0/1)")
+    fit.add_argument("--y", required=True, help="outcome column")
     fit.add_argument("--x", required=True, help="unit-level variable whose effect is wanted")
     fit.add_argument("--group", required=True, help="group column (labels kept as they are)")
     fit.add_argument("--z", required=True, help="group-level covariate (constant within groups)")
@@ -218,7 +218,9 @@ def run_fit_command(args: argparse.Namespace) -> int:
     models = args.models or list(MODELS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        data = read_data(args.data, y=args.y, x=args.x, group=args.group, z=args.z, dropna=args.dropna)
+        data = read_data(
+            args.data, y=args.y, x=args.x, group=args.group, z=args.z, family=args.family, dropna=args.dropna
+        )
     console = _console()
     for warning in caught:
         if issubclass(warning.category, DataWarning):
@@ -226,8 +228,8 @@ def run_fit_command(args: argparse.Namespace) -> int:
     title = f"groupfx: the effect of {args.x} on {args.y}, grouped by {args.group}"
     intro = (
         f"Data: {args.data.name}, {data.n_units} units in {data.n_groups} groups. Each strategy estimates"
-        f" the effect of {args.x} on {args.y} (bxy, logit scale) while the groups may hide confounders;"
-        f" {args.z} is a group-level covariate (bzy)."
+        f" the effect of {args.x} on {args.y} (bxy, {args.family} family) while the groups may hide"
+        f" confounders; {args.z} is a group-level covariate (bzy)."
     )
 
     def work(step: Callable[[str], None]):

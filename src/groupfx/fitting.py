@@ -12,8 +12,9 @@ import xarray as xr
 from groupfx.data import GroupedData
 from groupfx.diagnostics import find_issues, warn_issues
 from groupfx.errors import InputError
+from groupfx.families import OUTCOME, get_family
 from groupfx.loglik import loo
-from groupfx.models import MODELS, OUTCOME, build_model, get_spec
+from groupfx.models import MODELS, build_model, get_spec
 from groupfx.parallel import default_workers, run_fits
 from groupfx.priors import Prior, resolve_priors
 from groupfx.results import Fit
@@ -45,6 +46,7 @@ def fit(
     model: str = "mundlak",
     *,
     priors: Mapping[str, Prior] | None = None,
+    family: str = "bernoulli",
     settings: SamplerSettings | None = None,
     progress: Progress | None = None,
     warn: bool = True,
@@ -60,6 +62,8 @@ def fit(
         ``naive``, ``fixed``, ``multilevel``, ``mundlak`` (default) or ``latent``.
     priors : mapping of str to Prior, optional
         Priors to override by parameter name.
+    family : str
+        Outcome family: ``bernoulli`` (default, logit link), ``poisson`` (log) or ``gaussian`` (identity).
     settings : SamplerSettings, optional
         Sampler settings; keyword options (``draws=``, ``tune=``, ``chains=``, ``seed=``, ...) override it.
     progress : callable, optional
@@ -88,7 +92,8 @@ def fit(
 
     start = time.perf_counter()
     report(spec.label, "compiling")
-    pymc_model = build_model(spec.name, grouped, priors)
+    family = get_family(family).name
+    pymc_model = build_model(spec.name, grouped, priors, family)
     compiled = compile_model(pymc_model)
     timings["compile"] = time.perf_counter() - start
 
@@ -122,6 +127,7 @@ def fit(
         loo=elpd,
         issues=issues,
         timings=timings,
+        family=family,
     )
 
 
@@ -130,6 +136,7 @@ def fit_all(
     models: Sequence[str] | None = None,
     *,
     priors: Mapping[str, Prior] | None = None,
+    family: str = "bernoulli",
     settings: SamplerSettings | None = None,
     progress: Progress | None = None,
     warn: bool = True,
@@ -144,7 +151,7 @@ def fit_all(
         The data.
     models : sequence of str, optional
         Registry names, in the order wanted; defaults to all five in the seed's order.
-    priors, settings, progress, warn, **sampler_options
+    priors, family, settings, progress, warn, **sampler_options
         As in :func:`fit`.
     workers : int, optional
         Worker processes fitting models side by side (default: one per CPU core, at most one per
@@ -166,13 +173,19 @@ def fit_all(
         raise InputError(f"workers must be a positive integer (got {workers}).")
     if workers == 1:
         fits = {
-            name: fit(data, name, priors=priors, settings=settings, progress=progress, warn=False)
+            name: fit(
+                data, name, priors=priors, family=family, settings=settings, progress=progress, warn=False
+            )
             for name in names
         }
     else:
         longest_first = sorted(names, key=lambda name: -get_spec(name).cost)
         fits = run_fits(
-            longest_first, (data,), {"priors": priors, "settings": settings, "warn": False}, workers, progress
+            longest_first,
+            (data,),
+            {"priors": priors, "family": family, "settings": settings, "warn": False},
+            workers,
+            progress,
         )
         fits = {name: fits[name] for name in names}
     if warn:

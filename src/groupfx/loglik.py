@@ -18,7 +18,7 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
 
-from groupfx.models import OUTCOME
+from groupfx.families import OUTCOME
 
 BLOCK_BYTES = 256 * 2**20
 """Largest block of pointwise values computed at once."""

@@ -1,8 +1,9 @@
 """The five strategies as pure model builders, in one registry.
 
 Each builder takes a :class:`~groupfx.data.GroupedData` and the priors and returns a fresh ``pymc.Model``
-whose data live in ``pm.Data`` containers (so a compiled model can swap data), whose outcome is
-``Bernoulli(logit_p=eta)`` named ``y_obs``, and which stores no per-unit quantity as a Deterministic.
+whose data live in ``pm.Data`` containers (so a compiled model can swap data), whose outcome ``y_obs``
+follows the chosen family (Bernoulli-logit by default, Poisson-log or Gaussian; see
+:mod:`groupfx.families`), and which stores no per-unit quantity as a Deterministic.
 The group-level part of ``eta`` is summed per group first and gathered to the units once (one gather
 and, in the gradient, one scatter over N instead of one per group-level term: about 10% faster).
 
@@ -27,12 +28,10 @@ import pymc as pm
 
 from groupfx.data import GroupedData
 from groupfx.errors import UnknownModelError
+from groupfx.families import Family, get_family
 from groupfx.priors import Prior, resolve_priors
 
-OUTCOME = "y_obs"
-"""Name of the outcome variable in every model; its pointwise log-likelihood is what LOO compares."""
-
-Builder = Callable[[GroupedData, Mapping[str, Prior]], pm.Model]
+Builder = Callable[[GroupedData, Mapping[str, Prior], Family], pm.Model]
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class ModelSpec:
     idea : str
         One sentence on how the strategy treats the group confounder.
     build : callable
-        ``build(data, priors) -> pymc.Model``.
+        ``build(data, priors, family) -> pymc.Model``.
     not_identified : dict of str to str
         Parameters the data cannot identify under this strategy, with the reason.
     cost : int
@@ -72,8 +71,8 @@ class ModelSpec:
 
 
 # Every model is built with ``check_bounds=False``: all parameters are valid by construction (scales are
-# positive through their priors' transforms and p comes from a logit), so the per-evaluation parameter
-# checks only cost time (about 15% of sampling). The outcome's own support check (y in {0, 1}) remains.
+# positive through their priors' transforms, means come through their link), so the per-evaluation parameter
+# checks only cost time (about 15% of sampling). The outcome's own support check (e.g. y in {0, 1}) remains.
 
 
 def _coords(data: GroupedData) -> dict[str, np.ndarray]:
@@ -89,10 +88,6 @@ def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
     }
 
 
-def _outcome(eta, y) -> None:
-    pm.Bernoulli(OUTCOME, logit_p=eta, observed=y, dims="unit")
-
-
 def _group_intercepts(priors: Mapping[str, Prior]):
     """Non-centred random intercepts a[g] = abar + tau * e[g], e ~ Normal(0, 1)."""
     abar = priors["abar"].create("abar")
@@ -101,40 +96,40 @@ def _group_intercepts(priors: Mapping[str, Prior]):
     return abar + tau * e
 
 
-def build_naive(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Naive model: ignores the groups, so x absorbs the group confounder."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a0 = priors["a0"].create("a0")
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        _outcome((a0 + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"])
+        family.outcome((a0 + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
     return model
 
 
-def build_fixed(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Fixed effects: one free intercept per group (no pooling)."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a = priors["a"].create("a", dims="group")
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        _outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"])
+        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
     return model
 
 
-def build_multilevel(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Multilevel (random intercepts), non-centred; assumes U independent of x."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a = _group_intercepts(priors)
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        _outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"])
+        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
     return model
 
 
-def build_mundlak(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Mundlak: multilevel plus the observed group mean of x as a proxy for U."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
@@ -143,11 +138,11 @@ def build_mundlak(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
         buy = priors["buy"].create("buy")
-        _outcome((a + bzy * d["z"] + buy * xbar)[d["g"]] + bxy * d["x"], d["y"])
+        family.outcome((a + bzy * d["z"] + buy * xbar)[d["g"]] + bxy * d["x"], d["y"], priors)
     return model
 
 
-def build_latent(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
+def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Latent Mundlak: a latent group variable u explains both x and y; bux > 0 fixes its sign.
 
     The measurement model ``x_i ~ Normal(ax + bux u[g], sigma)`` enters through its sufficient statistics
@@ -175,7 +170,7 @@ def build_latent(data: GroupedData, priors: Mapping[str, Prior]) -> pm.Model:
         u = pm.Deterministic("u", (m - ax) / bux, dims="group")
         pm.Normal("xbar_obs", mu=m, sigma=sigma / pm.math.sqrt(n), observed=xbar, dims="group")
         pm.Potential("x_spread", pm.math.sum(-(n - 1) * pm.math.log(sigma) - ss / (2 * sigma**2)))
-        _outcome((a + bzy * d["z"] + buy * u)[d["g"]] + bxy * d["x"], d["y"])
+        family.outcome((a + bzy * d["z"] + buy * u)[d["g"]] + bxy * d["x"], d["y"], priors)
     return model
 
 
@@ -243,7 +238,12 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(f"Unknown model {name!r}; choose from: {', '.join(MODELS)}.") from None
 
 
-def build_model(name: str, data: GroupedData, priors: Mapping[str, Prior] | None = None) -> pm.Model:
+def build_model(
+    name: str,
+    data: GroupedData,
+    priors: Mapping[str, Prior] | None = None,
+    family: str | Family = "bernoulli",
+) -> pm.Model:
     """Build the PyMC model of strategy ``name`` for ``data``.
 
     Parameters
@@ -254,9 +254,11 @@ def build_model(name: str, data: GroupedData, priors: Mapping[str, Prior] | None
         The data.
     priors : mapping of str to Prior, optional
         Priors to override by parameter name.
+    family : str or Family
+        Outcome family: ``bernoulli`` (default), ``poisson`` or ``gaussian``.
 
     Returns
     -------
     pymc.Model
     """
-    return get_spec(name).build(data, resolve_priors(priors))
+    return get_spec(name).build(data, resolve_priors(priors), get_family(family))

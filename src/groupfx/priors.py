@@ -69,8 +69,10 @@ DEFAULT_PRIORS: dict[str, Prior] = {
     "bux": Prior("HalfNormal", sigma=1),
     "ax": Prior("Normal", mu=0, sigma=1),
     "sigma": Prior("Exponential", lam=1),
+    "sigma_y": Prior("Exponential", lam=1),
 }
-"""Defaults as in the seed study; ``bux`` is half-normal so that the latent model's sign is identified."""
+"""Defaults as in the seed study; ``bux`` is half-normal so that the latent model's sign is identified;
+``sigma_y`` is the Gaussian family's noise scale (an Exponential(1) suits outcomes on a unit scale)."""
 
 
 def resolve_priors(overrides: Mapping[str, Prior] | None = None) -> dict[str, Prior]:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from groupfx.data import GroupedData
 from groupfx.errors import InputError
+from groupfx.families import get_family
 
 SHOW_ROWS = 5
 SMALL_GROUP = 5
@@ -108,22 +109,25 @@ def read_data(
     x: str,
     group: str,
     z: str,
+    family: str = "bernoulli",
     dropna: bool = False,
 ) -> GroupedData:
-    """Read and validate a table with one row per unit for the Bernoulli strategies.
+    """Read and validate a table with one row per unit.
 
     Parameters
     ----------
     source : str, pathlib.Path or pandas.DataFrame
         A ``.csv`` or ``.parquet`` file, or a DataFrame.
     y : str
-        Outcome column: 0 or 1.
+        Outcome column: 0 or 1 (Bernoulli), a count (Poisson) or a number (Gaussian).
     x : str
         Unit-level variable whose effect is wanted.
     group : str
         Group column; labels may be strings or numbers and are kept in every output.
     z : str
         Group-level covariate: constant within each group.
+    family : str
+        ``bernoulli`` (default), ``poisson`` or ``gaussian``: decides what ``y`` may hold.
     dropna : bool
         Drop rows with a missing or infinite value in these columns (and warn how many) instead of
         refusing them.
@@ -142,6 +146,7 @@ def read_data(
     DataWarning
         For groups of one unit, groups whose y never varies, and very small groups.
     """
+    outcome = get_family(family)
     frame = load_table(source)
     columns = Columns(y=y, x=x, group=group, z=z)
     roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate"}
@@ -178,16 +183,13 @@ def read_data(
         numeric = {role: values[keep].reset_index(drop=True) for role, values in numeric.items()}
         if frame.empty:
             raise InputError("No rows are left after dropping the incomplete ones; fill the missing values.")
-    not_binary = ~numeric["y"].isin([0.0, 1.0])
-    if not_binary.any():
-        examples = ", ".join(map(str, numeric["y"][not_binary].unique()[:3]))
-        raise InputError(
-            f"Column {y!r} (outcome) must be 0 or 1 for the Bernoulli family: {_rows(not_binary)} hold"
-            f" {examples}; recode it to 0/1."
-        )
-    clean = pd.DataFrame(
-        {y: numeric["y"].astype(np.int64), x: numeric["x"], group: frame[group], z: numeric["z"]}
-    )
+    invalid = outcome.invalid(numeric["y"].to_numpy())
+    if invalid.any():
+        examples = ", ".join(map(str, numeric["y"][invalid].unique()[:3]))
+        raise InputError(f"Column {y!r} (outcome) {outcome.requirement}: {_rows(invalid)} hold {examples}.")
+    if outcome.name != "gaussian":
+        numeric["y"] = numeric["y"].astype(np.int64)
+    clean = pd.DataFrame({y: numeric["y"], x: numeric["x"], group: frame[group], z: numeric["z"]})
     codes, labels = pd.factorize(clean[group], sort=True)
     if len(labels) < 2:
         raise InputError(
@@ -208,11 +210,11 @@ def read_data(
             " is not identified; use a variable that changes between units of the same group."
         )
     data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z)
-    _warn_weak_groups(data)
+    _warn_weak_groups(data, binary=outcome.name == "bernoulli")
     return data
 
 
-def _warn_weak_groups(data: GroupedData) -> None:
+def _warn_weak_groups(data: GroupedData, binary: bool) -> None:
     sizes = data.group_sizes
     singletons = int((sizes == 1).sum())
     if singletons:
@@ -222,7 +224,7 @@ def _warn_weak_groups(data: GroupedData) -> None:
             stacklevel=3,
         )
     ones = np.bincount(data.group, weights=data.y, minlength=data.n_groups)
-    constant = int(((ones == 0) | (ones == sizes)).sum())
+    constant = int(((ones == 0) | (ones == sizes)).sum()) if binary else 0
     if constant:
         warnings.warn(
             f"{constant} of {data.n_groups} groups have y all 0 or all 1: under fixed effects they carry no"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from groupfx.data import GroupedData
 from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
+from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
 from groupfx.results import EFFECTS, ESTIMATE_COLUMNS, Fit, effect_interval
@@ -165,6 +166,7 @@ def render_report(
         f"median {np.median(sizes):g}); share of y = 1: {np.mean(data.y):.3f}."
     )
     priors = fits[0].priors if fits else {}
+    family = get_family(fits[0].family)
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("groupfx", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -185,6 +187,7 @@ def render_report(
         causal_dag=image("causal_dag", "Causal graph") if "causal_dag" in figures else None,
         causal_text=causal_text,
         graph_html=_graph_html,
+        family=family,
         priors_text=", ".join(f"{name} ~ {prior.describe()}" for name, prior in priors.items()),
         models=models,
         rhat_max=RHAT_MAX,

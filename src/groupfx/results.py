@@ -33,7 +33,7 @@ ESTIMATE_COLUMNS = (
 )
 """Columns of the estimates table (``estimates.csv``), in order."""
 EFFECTS = ("bxy", "bzy")
-"""The causal parameters every model shares: the effect of x and of z on the logit of y."""
+"""The causal parameters every model shares: the effect of x and of z on y, on the family's link scale."""
 
 
 @dataclass
@@ -60,6 +60,8 @@ class Fit:
         Diagnostics outside their thresholds.
     timings : dict of str to float
         Seconds spent compiling, sampling and computing LOO.
+    family : str
+        The outcome family.
     """
 
     model: str
@@ -71,6 +73,7 @@ class Fit:
     loo: az.ELPDData
     issues: list[DiagnosticIssue] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    family: str = "bernoulli"
 
     @property
     def spec(self) -> ModelSpec:
@@ -89,7 +92,7 @@ class Fit:
 
     def pymc_model(self):
         """Rebuild the PyMC model (for its graph or further computation)."""
-        return build_model(self.model, self.data, self.priors)
+        return build_model(self.model, self.data, self.priors, self.family)
 
     def summary(self, var_names: Sequence[str] | None = None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior mean, sd, HDI, R-hat and ESS of the scalar parameters (or ``var_names``)."""

@@ -1,0 +1,96 @@
+"""Outcome families: the likelihood of y given the linear predictor eta, and what y may hold.
+
+=========== ============== ===================================== ==========================
+family      link           likelihood                            y
+=========== ============== ===================================== ==========================
+bernoulli   logit          Bernoulli(invlogit(eta))              0 or 1
+poisson     log            Poisson(exp(eta))                     counts 0, 1, 2, ...
+gaussian    identity       Normal(eta, sigma_y)                  any finite number
+=========== ============== ===================================== ==========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+
+from groupfx.errors import InputError
+from groupfx.priors import Prior
+
+OUTCOME = "y_obs"
+"""Name of the outcome variable in every model; its pointwise log-likelihood is what LOO compares."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """An outcome family.
+
+    Attributes
+    ----------
+    name : str
+        ``bernoulli``, ``poisson`` or ``gaussian``.
+    link : str
+        The link of eta to the mean of y, in words.
+    scale : str
+        What the coefficients measure, for tables and reports.
+    outcome : callable
+        ``outcome(eta, y, priors)`` creates the observed variable ``y_obs`` in the current model.
+    invalid : callable
+        ``invalid(y) -> mask`` of the values this family cannot take, and ``requirement`` says what it needs.
+    requirement : str
+        What y must hold, as the end of an error message.
+    """
+
+    name: str
+    link: str
+    scale: str
+    outcome: Callable[[object, object, Mapping[str, Prior]], None]
+    invalid: Callable[[np.ndarray], np.ndarray]
+    requirement: str
+
+
+def _bernoulli(eta, y, priors) -> None:
+    pm.Bernoulli(OUTCOME, logit_p=eta, observed=y, dims="unit")
+
+
+def _poisson(eta, y, priors) -> None:
+    pm.Poisson(OUTCOME, mu=pm.math.exp(eta), observed=y, dims="unit")
+
+
+def _gaussian(eta, y, priors) -> None:
+    sigma_y = priors["sigma_y"].create("sigma_y")
+    pm.Normal(OUTCOME, mu=eta, sigma=sigma_y, observed=y, dims="unit")
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            "bernoulli", "logit", "log-odds of y = 1", _bernoulli,
+            lambda y: ~np.isin(y, (0, 1)), "must be 0 or 1 for the Bernoulli family; recode it to 0/1",
+        ),
+        Family(
+            "poisson", "log", "log of the expected count", _poisson,
+            lambda y: (y < 0) | (y != np.round(y)),
+            "must be a non-negative integer count for the Poisson family",
+        ),
+        Family(
+            "gaussian", "identity", "mean of y", _gaussian,
+            lambda y: ~np.isfinite(y), "must be a finite number for the Gaussian family",
+        ),
+    )
+}  # fmt: skip
+"""The families by name."""
+
+
+def get_family(name: str | Family) -> Family:
+    """Look a family up by name, with a clear error for unknown names."""
+    if isinstance(name, Family):
+        return name
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise InputError(f"Unknown family {name!r}; choose from: {', '.join(FAMILIES)}.") from None
