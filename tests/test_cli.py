@@ -8,6 +8,7 @@ import sys
 
 import arviz as az
 import graphviz
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -192,3 +193,23 @@ def test_fit_refuses_bad_data_in_one_line_and_writes_nothing(user_csv, tmp_path,
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
     assert not out.exists()
+
+
+def test_fit_with_the_poisson_family(tmp_path):
+    rng = np.random.default_rng(2)
+    group = np.repeat(np.arange(8), 20)
+    u = rng.normal(0, 0.5, 8)
+    x = u[group] + rng.normal(size=group.size)
+    frame = pd.DataFrame({"clinic": group, "x": x, "visits": rng.poisson(np.exp(0.3 * x + u[group])),
+                          "z": np.repeat(rng.normal(size=8), 20)})  # fmt: skip
+    path = tmp_path / "visits.parquet"
+    frame.to_parquet(path)
+    out = tmp_path / "fit"
+    args = ["--y", "visits", "--x", "x", "--group", "clinic", "--z", "z", "--family", "poisson"]
+    result = run_cli("fit", str(path), *args, "--models", "naive,fixed", "--out", str(out), *SMALL[4:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (out / "report.html").read_text()
+    assert "Poisson likelihood on y with a log link" in page
+    assert set(pd.read_csv(out / "estimates.csv").model) == {"Naive", "Fixed effects"}
+    bad = run_cli("fit", str(path), *args[:-1], "bernoulli", "--out", str(tmp_path / "no"))
+    assert bad.returncode == 2 and "must be 0 or 1" in bad.stderr and not (tmp_path / "no").exists()

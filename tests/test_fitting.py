@@ -105,3 +105,14 @@ def test_loo_notes_count_high_pareto_k(small_fits):
     for fit, note in zip(flagged, notes, strict=True):
         count = int((np.asarray(fit.loo.pareto_k) > 0.7).sum())
         assert note.startswith(f"{fit.label}: {count} of {len(fit.loo.pareto_k)} observations")
+
+
+def test_a_model_that_cannot_start_is_one_clear_error(small_sim):
+    from dataclasses import replace
+
+    # counts of 2 and more under the Bernoulli family: no finite starting point exists
+    broken = replace(small_sim.data, y=small_sim.data.y * 2)
+    with pytest.raises(
+        groupfx.GroupfxError, match=r"Naive: nutpie could not sample the model .*bernoulli family"
+    ):
+        groupfx.fit(broken, "naive", draws=20, tune=20, chains=2, warn=False)

@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--group", required=True, help="group column (labels kept as they are)")
     fit.add_argument("--z", required=True, help="group-level covariate (constant within groups)")
     fit.add_argument(
+        "--family",
+        choices=["bernoulli", "poisson", "gaussian"],
+        default="bernoulli",
+        help="outcome family: bernoulli (0/1, logit), poisson (counts, log), gaussian (identity)",
+    )
+    fit.add_argument(
         "--dropna", action="store_true", help="drop rows with missing values instead of refusing"
     )
     fit.add_argument("--out", type=Path, default=Path("groupfx-fit"), help="output folder (groupfx-fit)")
@@ -234,7 +240,12 @@ def run_fit_command(args: argparse.Namespace) -> int:
 
     def work(step: Callable[[str], None]):
         fits = fit_all(
-            data, models, settings=sampler, warn=False, progress=lambda m, what: step(f"{m}: {what}")
+            data,
+            models,
+            family=args.family,
+            settings=sampler,
+            warn=False,
+            progress=lambda m, what: step(f"{m}: {what}"),
         )
         report = write_report(
             fits, args.out, title=title, intro=intro, progress=lambda p: step(f"writing {p}")

@@ -22,5 +22,9 @@ class UnknownModelError(InputError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SamplingError(GroupfxError, RuntimeError):
+    """The sampler could not run a model (for example, no finite starting point)."""
+
+
 class DiagnosticWarning(UserWarning):
     """A sampler diagnostic (R-hat, ESS, divergences) outside its threshold."""

@@ -11,7 +11,7 @@ import xarray as xr
 
 from groupfx.data import GroupedData
 from groupfx.diagnostics import find_issues, warn_issues
-from groupfx.errors import InputError
+from groupfx.errors import InputError, SamplingError
 from groupfx.families import OUTCOME, get_family
 from groupfx.loglik import loo
 from groupfx.models import MODELS, build_model, get_spec
@@ -99,7 +99,14 @@ def fit(
 
     start = time.perf_counter()
     report(spec.label, "sampling")
-    idata = draw_samples(compiled, settings, seed, spec.target_accept)
+    try:
+        idata = draw_samples(compiled, settings, seed, spec.target_accept)
+    except RuntimeError as error:
+        reason = " ".join(str(error).split())
+        raise SamplingError(
+            f"{spec.label}: nutpie could not sample the model ({reason}); check that y suits the"
+            f" {family} family and that the priors allow the data."
+        ) from None
     timings["sample"] = time.perf_counter() - start
 
     start = time.perf_counter()
