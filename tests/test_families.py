@@ -73,6 +73,36 @@ def test_family_decides_what_y_may_hold():
     )
     np.testing.assert_allclose(data.y, [0.5, -2, 0, 2.5])
     with pytest.raises(
-        InputError, match="Unknown family 'binary'; choose from: bernoulli, poisson, gaussian"
+        InputError, match="Unknown family 'binary'; choose from: bernoulli, binomial, poisson, gaussian"
     ):
         groupfx.read_data(frame.assign(y=[0, 1, 0, 1]), y="y", x="x", group="g", z="z", family="binary")
+
+
+def test_binomial_needs_trials_and_recovers_bxy():
+    rng = np.random.default_rng(6)
+    frame = grouped_frame(30, 20, seed=6, outcome=lambda x, u, z, rng: np.zeros(x.size))
+    frame["n"] = rng.integers(1, 9, len(frame))
+    u = frame.groupby("g").x.transform("mean")  # stands in for the group cause in the simulation
+    p = 1 / (1 + np.exp(-(-0.5 + 0.4 * frame.x + 0.8 * u)))
+    frame["y"] = rng.binomial(frame.n, p)
+    columns = {"y": "y", "x": "x", "group": "g", "z": "z"}
+    with pytest.raises(InputError, match="binomial family needs the number of trials"):
+        groupfx.read_data(frame, **columns, family="binomial")
+    with pytest.raises(InputError, match="--trials is used by the binomial family only"):
+        groupfx.read_data(frame, **columns, trials="n")
+    with pytest.raises(InputError, match=r"Column 'y' \(outcome\) exceeds 'n' in row 3"):
+        groupfx.read_data(
+            frame.assign(y=frame.y.where(frame.index != 2, 99)), **columns, family="binomial", trials="n"
+        )
+    with pytest.raises(
+        InputError, match=r"Column 'n' \(number of trials\) must hold positive integers: row 1"
+    ):
+        groupfx.read_data(
+            frame.assign(n=frame.n.where(frame.index != 0, 0)), **columns, family="binomial", trials="n"
+        )
+    data = groupfx.read_data(frame, **columns, family="binomial", trials="n")
+    np.testing.assert_array_equal(data.trials, frame.n)
+    assert "n" in data.to_frame().columns
+    fit = groupfx.fit(data, "mundlak", family="binomial", draws=500, tune=500, chains=2, warn=False)
+    bxy = fit.idata.posterior["bxy"]
+    assert abs(float(bxy.mean()) - 0.4) < 3 * float(bxy.std())

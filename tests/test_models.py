@@ -92,7 +92,7 @@ def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
         g = d["g"]
         pm.Normal("x_obs", mu=m[g], sigma=slopes["sigma"], observed=d["x"], dims="unit")
         eta = a[g] + slopes["bxy"] * d["x"] + slopes["bzy"] * d["z"][g] + slopes["buy"] * u[g]
-        get_family("bernoulli").outcome(eta, d["y"], priors)
+        get_family("bernoulli").outcome(eta, d, priors)
     by_group = build_latent(data, priors, get_family("bernoulli"))
     logp_unit, logp_group = per_unit.compile_logp(), by_group.compile_logp()
     rng = np.random.default_rng(0)

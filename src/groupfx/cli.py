@@ -101,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--z", required=True, help="group-level covariate (constant within groups)")
     fit.add_argument(
         "--family",
-        choices=["bernoulli", "poisson", "gaussian"],
+        choices=["bernoulli", "binomial", "poisson", "gaussian"],
         default="bernoulli",
-        help="outcome family: bernoulli (0/1, logit), poisson (counts, log), gaussian (identity)",
+        help="outcome family: bernoulli (0/1, logit), binomial (successes of --trials, logit), poisson"
+        " (counts, log), gaussian (identity)",
     )
+    fit.add_argument("--trials", default=None, help="number-of-trials column (binomial family)")
     fit.add_argument(
         "--dropna", action="store_true", help="drop rows with missing values instead of refusing"
     )
@@ -225,7 +227,14 @@ def run_fit_command(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         data = read_data(
-            args.data, y=args.y, x=args.x, group=args.group, z=args.z, family=args.family, dropna=args.dropna
+            args.data,
+            y=args.y,
+            x=args.x,
+            group=args.group,
+            z=args.z,
+            family=args.family,
+            trials=args.trials,
+            dropna=args.dropna,
         )
     console = _console()
     for warning in caught:

@@ -33,7 +33,9 @@ class GroupedData:
     group_labels : numpy.ndarray
         The label of each group code, shape ``(G,)``.
     names : dict of str to str
-        Column names of ``y``, ``x``, ``group`` and ``z`` in the source table.
+        Column names of ``y``, ``x``, ``group`` and ``z`` (and ``trials``) in the source table.
+    trials : numpy.ndarray, optional
+        Number of trials per unit for the Binomial family, shape ``(N,)``.
     """
 
     y: np.ndarray
@@ -42,6 +44,7 @@ class GroupedData:
     z: np.ndarray
     group_labels: np.ndarray
     names: dict[str, str] = field(default_factory=lambda: {"y": "y", "x": "x", "group": "group", "z": "z"})
+    trials: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.y.shape[0]
@@ -88,6 +91,8 @@ class GroupedData:
             self.names["y"]: self.y,
             self.names["z"]: self.z[self.group],
         }
+        if self.trials is not None:
+            columns[self.names.get("trials", "trials")] = self.trials
         columns.update(extra)
         return pd.DataFrame(columns)
 
@@ -100,6 +105,7 @@ class GroupedData:
         x: str = "x",
         group: str = "group",
         z: str = "z",
+        trials: str | None = None,
     ) -> GroupedData:
         """Build from a DataFrame with one row per unit.
 
@@ -135,5 +141,6 @@ class GroupedData:
             group=codes,
             z=z_per_group,
             group_labels=np.asarray(labels),
-            names={"y": y, "x": x, "group": group, "z": z},
+            names={"y": y, "x": x, "group": group, "z": z} | ({"trials": trials} if trials else {}),
+            trials=frame[trials].to_numpy() if trials else None,
         )

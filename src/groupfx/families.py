@@ -4,6 +4,7 @@
 family      link           likelihood                            y
 =========== ============== ===================================== ==========================
 bernoulli   logit          Bernoulli(invlogit(eta))              0 or 1
+binomial    logit          Binomial(trials, invlogit(eta))       successes 0 .. trials
 poisson     log            Poisson(exp(eta))                     counts 0, 1, 2, ...
 gaussian    identity       Normal(eta, sigma_y)                  any finite number
 =========== ============== ===================================== ==========================
@@ -37,7 +38,8 @@ class Family:
     scale : str
         What the coefficients measure, for tables and reports.
     outcome : callable
-        ``outcome(eta, y, priors)`` creates the observed variable ``y_obs`` in the current model.
+        ``outcome(eta, data, priors)`` creates the observed variable ``y_obs`` in the current model from the
+        model's data containers (``data["y"]``, and ``data["trials"]`` for the Binomial family).
     invalid : callable
         ``invalid(y) -> mask`` of the values this family cannot take, and ``requirement`` says what it needs.
     requirement : str
@@ -52,17 +54,21 @@ class Family:
     requirement: str
 
 
-def _bernoulli(eta, y, priors) -> None:
-    pm.Bernoulli(OUTCOME, logit_p=eta, observed=y, dims="unit")
+def _bernoulli(eta, data, priors) -> None:
+    pm.Bernoulli(OUTCOME, logit_p=eta, observed=data["y"], dims="unit")
 
 
-def _poisson(eta, y, priors) -> None:
-    pm.Poisson(OUTCOME, mu=pm.math.exp(eta), observed=y, dims="unit")
+def _binomial(eta, data, priors) -> None:
+    pm.Binomial(OUTCOME, n=data["trials"], logit_p=eta, observed=data["y"], dims="unit")
 
 
-def _gaussian(eta, y, priors) -> None:
+def _poisson(eta, data, priors) -> None:
+    pm.Poisson(OUTCOME, mu=pm.math.exp(eta), observed=data["y"], dims="unit")
+
+
+def _gaussian(eta, data, priors) -> None:
     sigma_y = priors["sigma_y"].create("sigma_y")
-    pm.Normal(OUTCOME, mu=eta, sigma=sigma_y, observed=y, dims="unit")
+    pm.Normal(OUTCOME, mu=eta, sigma=sigma_y, observed=data["y"], dims="unit")
 
 
 FAMILIES: dict[str, Family] = {
@@ -71,6 +77,11 @@ FAMILIES: dict[str, Family] = {
         Family(
             "bernoulli", "logit", "log-odds of y = 1", _bernoulli,
             lambda y: ~np.isin(y, (0, 1)), "must be 0 or 1 for the Bernoulli family; recode it to 0/1",
+        ),
+        Family(
+            "binomial", "logit", "log-odds of a success", _binomial,
+            lambda y: (y < 0) | (y != np.round(y)),
+            "must be a non-negative integer count of successes for the Binomial family",
         ),
         Family(
             "poisson", "log", "log of the expected count", _poisson,

@@ -80,12 +80,15 @@ def _coords(data: GroupedData) -> dict[str, np.ndarray]:
 
 
 def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
-    return {
+    containers = {
         "x": pm.Data("x", data.x, dims="unit"),
         "y": pm.Data("y", data.y, dims="unit"),
         "g": pm.Data("g", data.group, dims="unit"),
         "z": pm.Data("z", data.z, dims="group"),
     }
+    if data.trials is not None:
+        containers["trials"] = pm.Data("trials", data.trials, dims="unit")
+    return containers
 
 
 def _group_intercepts(priors: Mapping[str, Prior]):
@@ -103,7 +106,7 @@ def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) 
         a0 = priors["a0"].create("a0")
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        family.outcome((a0 + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
+        family.outcome((a0 + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
     return model
 
 
@@ -114,7 +117,7 @@ def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) 
         a = priors["a"].create("a", dims="group")
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
+        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
     return model
 
 
@@ -125,7 +128,7 @@ def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Fam
         a = _group_intercepts(priors)
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
-        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d["y"], priors)
+        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
     return model
 
 
@@ -138,7 +141,7 @@ def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family
         bxy = priors["bxy"].create("bxy")
         bzy = priors["bzy"].create("bzy")
         buy = priors["buy"].create("buy")
-        family.outcome((a + bzy * d["z"] + buy * xbar)[d["g"]] + bxy * d["x"], d["y"], priors)
+        family.outcome((a + bzy * d["z"] + buy * xbar)[d["g"]] + bxy * d["x"], d, priors)
     return model
 
 
@@ -170,7 +173,7 @@ def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family)
         u = pm.Deterministic("u", (m - ax) / bux, dims="group")
         pm.Normal("xbar_obs", mu=m, sigma=sigma / pm.math.sqrt(n), observed=xbar, dims="group")
         pm.Potential("x_spread", pm.math.sum(-(n - 1) * pm.math.log(sigma) - ss / (2 * sigma**2)))
-        family.outcome((a + bzy * d["z"] + buy * u)[d["g"]] + bxy * d["x"], d["y"], priors)
+        family.outcome((a + bzy * d["z"] + buy * u)[d["g"]] + bxy * d["x"], d, priors)
     return model
 
 

@@ -36,16 +36,20 @@ class Columns:
     ----------
     y, x, group, z : str
         Column names of the outcome, the unit-level variable, the group and the group-level covariate.
+    trials : str, optional
+        Column of the number of trials (Binomial family).
     """
 
     y: str
     x: str
     group: str
     z: str
+    trials: str | None = None
 
     def roles(self) -> dict[str, str]:
-        """Role by column name: ``{"outcome": y, ...}`` in the order they are checked."""
-        return {"y": self.y, "x": self.x, "group": self.group, "z": self.z}
+        """Column by role, ``{"y": ..., "x": ..., ...}``, in the order they are checked."""
+        roles = {"y": self.y, "x": self.x, "group": self.group, "z": self.z}
+        return roles | ({"trials": self.trials} if self.trials is not None else {})
 
 
 def _rows(mask: np.ndarray | pd.Series) -> str:
@@ -110,6 +114,7 @@ def read_data(
     group: str,
     z: str,
     family: str = "bernoulli",
+    trials: str | None = None,
     dropna: bool = False,
 ) -> GroupedData:
     """Read and validate a table with one row per unit.
@@ -127,7 +132,9 @@ def read_data(
     z : str
         Group-level covariate: constant within each group.
     family : str
-        ``bernoulli`` (default), ``poisson`` or ``gaussian``: decides what ``y`` may hold.
+        ``bernoulli`` (default), ``binomial``, ``poisson`` or ``gaussian``: decides what ``y`` may hold.
+    trials : str, optional
+        Column of the number of trials per unit; required by (and only by) the binomial family.
     dropna : bool
         Drop rows with a missing or infinite value in these columns (and warn how many) instead of
         refusing them.
@@ -147,9 +154,16 @@ def read_data(
         For groups of one unit, groups whose y never varies, and very small groups.
     """
     outcome = get_family(family)
+    if (outcome.name == "binomial") != (trials is not None):
+        raise InputError(
+            "The binomial family needs the number of trials per unit: pass --trials COLUMN."
+            if trials is None
+            else "--trials is used by the binomial family only; drop it or pass --family binomial."
+        )
     frame = load_table(source)
-    columns = Columns(y=y, x=x, group=group, z=z)
-    roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate"}
+    columns = Columns(y=y, x=x, group=group, z=z, trials=trials)
+    roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate",
+             "trials": "number of trials"}  # fmt: skip
     for role, column in columns.roles().items():
         if column not in frame.columns:
             available = ", ".join(map(str, frame.columns[:20]))
@@ -157,7 +171,11 @@ def read_data(
                 f"Column {column!r} ({roles[role]}) is not in the table; its columns are: {available}."
                 f" Pass an existing column as --{role}."
             )
-    numeric = {role: _numeric(frame, columns.roles()[role], roles[role]) for role in ("y", "x", "z")}
+    numeric = {
+        role: _numeric(frame, column, roles[role])
+        for role, column in columns.roles().items()
+        if role != "group"
+    }
     missing = frame[group].isna().to_numpy().copy()
     for values in numeric.values():
         missing |= ~np.isfinite(values.to_numpy())
@@ -187,6 +205,19 @@ def read_data(
     if invalid.any():
         examples = ", ".join(map(str, numeric["y"][invalid].unique()[:3]))
         raise InputError(f"Column {y!r} (outcome) {outcome.requirement}: {_rows(invalid)} hold {examples}.")
+    if trials is not None:
+        count = numeric["trials"]
+        bad = (count < 1) | (count != np.round(count))
+        if bad.any():
+            raise InputError(
+                f"Column {trials!r} (number of trials) must hold positive integers: {_rows(bad)} do not."
+            )
+        above = numeric["y"] > count
+        if above.any():
+            raise InputError(
+                f"Column {y!r} (outcome) exceeds {trials!r} in {_rows(above)}; successes cannot"
+                " outnumber trials."
+            )
     if outcome.name != "gaussian":
         numeric["y"] = numeric["y"].astype(np.int64)
     clean = pd.DataFrame({y: numeric["y"], x: numeric["x"], group: frame[group], z: numeric["z"]})
@@ -209,7 +240,9 @@ def read_data(
             f"Column {x!r} (unit-level variable) never varies within any group, so its within-group effect"
             " is not identified; use a variable that changes between units of the same group."
         )
-    data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z)
+    if trials is not None:
+        clean[trials] = numeric["trials"].astype(np.int64)
+    data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z, trials=trials)
     _warn_weak_groups(data, binary=outcome.name == "bernoulli")
     return data
 
