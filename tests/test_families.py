@@ -106,3 +106,32 @@ def test_binomial_needs_trials_and_recovers_bxy():
     fit = groupfx.fit(data, "mundlak", family="binomial", draws=500, tune=500, chains=2, warn=False)
     bxy = fit.idata.posterior["bxy"]
     assert abs(float(bxy.mean()) - 0.4) < 3 * float(bxy.std())
+
+
+def test_poisson_exposure_is_an_offset():
+    rng = np.random.default_rng(9)
+    frame = grouped_frame(30, 20, seed=9, outcome=lambda x, u, z, rng: np.zeros(x.size))
+    frame["years"] = rng.uniform(0.2, 5.0, len(frame))
+    frame["y"] = rng.poisson(frame.years * np.exp(-0.3 + 0.5 * frame.x))
+    columns = {"y": "y", "x": "x", "group": "g", "z": "z"}
+    with pytest.raises(InputError, match="--exposure is used by the poisson family only"):
+        groupfx.read_data(frame, **columns, exposure="years")
+    with pytest.raises(InputError, match=r"Column 'years' \(exposure\) must be positive: row 2"):
+        groupfx.read_data(
+            frame.assign(years=frame.years.where(frame.index != 1, 0.0)),
+            **columns,
+            family="poisson",
+            exposure="years",
+        )
+    data = groupfx.read_data(frame, **columns, family="poisson", exposure="years")
+    with_offset = groupfx.fit(data, "naive", family="poisson", draws=400, tune=400, chains=2, warn=False)
+    without = groupfx.fit(
+        groupfx.read_data(frame, **columns, family="poisson"), "naive", family="poisson", draws=400, tune=400,
+        chains=2, warn=False,
+    )  # fmt: skip
+    a0 = with_offset.idata.posterior["a0"]
+    bxy = with_offset.idata.posterior["bxy"]
+    # with the offset the intercept is the rate per year (-0.3); without it, it absorbs the mean log exposure
+    assert abs(float(a0.mean()) + 0.3) < 4 * float(a0.std())
+    assert abs(float(bxy.mean()) - 0.5) < 4 * float(bxy.std())
+    assert float(without.idata.posterior["a0"].mean()) - float(a0.mean()) > 0.5

@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         " (counts, log), gaussian (identity)",
     )
     fit.add_argument("--trials", default=None, help="number-of-trials column (binomial family)")
+    fit.add_argument("--exposure", default=None, help="exposure column, an offset (poisson family)")
     fit.add_argument(
         "--dropna", action="store_true", help="drop rows with missing values instead of refusing"
     )
@@ -234,6 +235,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
             z=args.z,
             family=args.family,
             trials=args.trials,
+            exposure=args.exposure,
             dropna=args.dropna,
         )
     console = _console()

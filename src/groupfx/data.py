@@ -36,6 +36,9 @@ class GroupedData:
         Column names of ``y``, ``x``, ``group`` and ``z`` (and ``trials``) in the source table.
     trials : numpy.ndarray, optional
         Number of trials per unit for the Binomial family, shape ``(N,)``.
+    exposure : numpy.ndarray, optional
+        Exposure per unit for the Poisson family (time at risk, population...), shape ``(N,)``: the
+        expected count is ``exposure * exp(eta)``.
     """
 
     y: np.ndarray
@@ -45,6 +48,7 @@ class GroupedData:
     group_labels: np.ndarray
     names: dict[str, str] = field(default_factory=lambda: {"y": "y", "x": "x", "group": "group", "z": "z"})
     trials: np.ndarray | None = None
+    exposure: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.y.shape[0]
@@ -93,6 +97,8 @@ class GroupedData:
         }
         if self.trials is not None:
             columns[self.names.get("trials", "trials")] = self.trials
+        if self.exposure is not None:
+            columns[self.names.get("exposure", "exposure")] = self.exposure
         columns.update(extra)
         return pd.DataFrame(columns)
 
@@ -106,6 +112,7 @@ class GroupedData:
         group: str = "group",
         z: str = "z",
         trials: str | None = None,
+        exposure: str | None = None,
     ) -> GroupedData:
         """Build from a DataFrame with one row per unit.
 
@@ -141,6 +148,9 @@ class GroupedData:
             group=codes,
             z=z_per_group,
             group_labels=np.asarray(labels),
-            names={"y": y, "x": x, "group": group, "z": z} | ({"trials": trials} if trials else {}),
+            names={"y": y, "x": x, "group": group, "z": z}
+            | ({"trials": trials} if trials else {})
+            | ({"exposure": exposure} if exposure else {}),
             trials=frame[trials].to_numpy() if trials else None,
+            exposure=frame[exposure].to_numpy(dtype=float) if exposure else None,
         )

@@ -5,7 +5,7 @@ family      link           likelihood                            y
 =========== ============== ===================================== ==========================
 bernoulli   logit          Bernoulli(invlogit(eta))              0 or 1
 binomial    logit          Binomial(trials, invlogit(eta))       successes 0 .. trials
-poisson     log            Poisson(exp(eta))                     counts 0, 1, 2, ...
+poisson     log            Poisson(exposure * exp(eta))          counts 0, 1, 2, ...
 gaussian    identity       Normal(eta, sigma_y)                  any finite number
 =========== ============== ===================================== ==========================
 """
@@ -63,7 +63,9 @@ def _binomial(eta, data, priors) -> None:
 
 
 def _poisson(eta, data, priors) -> None:
-    pm.Poisson(OUTCOME, mu=pm.math.exp(eta), observed=data["y"], dims="unit")
+    offset = data.get("log_exposure")  # log(exposure) enters eta with coefficient 1
+    mu = pm.math.exp(eta if offset is None else eta + offset)
+    pm.Poisson(OUTCOME, mu=mu, observed=data["y"], dims="unit")
 
 
 def _gaussian(eta, data, priors) -> None:

@@ -88,6 +88,8 @@ def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
     }
     if data.trials is not None:
         containers["trials"] = pm.Data("trials", data.trials, dims="unit")
+    if data.exposure is not None:
+        containers["log_exposure"] = pm.Data("log_exposure", np.log(data.exposure), dims="unit")
     return containers
 
 

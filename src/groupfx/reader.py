@@ -38,6 +38,8 @@ class Columns:
         Column names of the outcome, the unit-level variable, the group and the group-level covariate.
     trials : str, optional
         Column of the number of trials (Binomial family).
+    exposure : str, optional
+        Column of the exposure (Poisson family).
     """
 
     y: str
@@ -45,11 +47,15 @@ class Columns:
     group: str
     z: str
     trials: str | None = None
+    exposure: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Column by role, ``{"y": ..., "x": ..., ...}``, in the order they are checked."""
         roles = {"y": self.y, "x": self.x, "group": self.group, "z": self.z}
-        return roles | ({"trials": self.trials} if self.trials is not None else {})
+        extra = {
+            role: column for role, column in (("trials", self.trials), ("exposure", self.exposure)) if column
+        }
+        return roles | extra
 
 
 def _rows(mask: np.ndarray | pd.Series) -> str:
@@ -115,6 +121,7 @@ def read_data(
     z: str,
     family: str = "bernoulli",
     trials: str | None = None,
+    exposure: str | None = None,
     dropna: bool = False,
 ) -> GroupedData:
     """Read and validate a table with one row per unit.
@@ -135,6 +142,9 @@ def read_data(
         ``bernoulli`` (default), ``binomial``, ``poisson`` or ``gaussian``: decides what ``y`` may hold.
     trials : str, optional
         Column of the number of trials per unit; required by (and only by) the binomial family.
+    exposure : str, optional
+        Column of the exposure per unit for the poisson family (an offset: the expected count is
+        exposure times exp(eta)).
     dropna : bool
         Drop rows with a missing or infinite value in these columns (and warn how many) instead of
         refusing them.
@@ -160,10 +170,12 @@ def read_data(
             if trials is None
             else "--trials is used by the binomial family only; drop it or pass --family binomial."
         )
+    if exposure is not None and outcome.name != "poisson":
+        raise InputError("--exposure is used by the poisson family only; drop it or pass --family poisson.")
     frame = load_table(source)
-    columns = Columns(y=y, x=x, group=group, z=z, trials=trials)
+    columns = Columns(y=y, x=x, group=group, z=z, trials=trials, exposure=exposure)
     roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate",
-             "trials": "number of trials"}  # fmt: skip
+             "trials": "number of trials", "exposure": "exposure"}  # fmt: skip
     for role, column in columns.roles().items():
         if column not in frame.columns:
             available = ", ".join(map(str, frame.columns[:20]))
@@ -218,6 +230,13 @@ def read_data(
                 f"Column {y!r} (outcome) exceeds {trials!r} in {_rows(above)}; successes cannot"
                 " outnumber trials."
             )
+    if exposure is not None:
+        not_positive = numeric["exposure"] <= 0
+        if not_positive.any():
+            raise InputError(
+                f"Column {exposure!r} (exposure) must be positive: {_rows(not_positive)} are not; drop those"
+                " units or correct their exposure."
+            )
     if outcome.name != "gaussian":
         numeric["y"] = numeric["y"].astype(np.int64)
     clean = pd.DataFrame({y: numeric["y"], x: numeric["x"], group: frame[group], z: numeric["z"]})
@@ -242,7 +261,9 @@ def read_data(
         )
     if trials is not None:
         clean[trials] = numeric["trials"].astype(np.int64)
-    data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z, trials=trials)
+    if exposure is not None:
+        clean[exposure] = numeric["exposure"]
+    data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z, trials=trials, exposure=exposure)
     _warn_weak_groups(data, binary=outcome.name == "bernoulli")
     return data
 
