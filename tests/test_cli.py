@@ -174,6 +174,9 @@ def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
     assert data.school.str.startswith("school-").all()
     page = (out / "report.html").read_text()
     assert "the effect of hours on passed, grouped by school" in page
+    effects = pd.read_csv(out / "mundlak_effects.csv")
+    assert list(effects.effect) == ["within", "contextual", "between"] and set(effects.model) == {"Mundlak"}
+    assert "Within, contextual and between effects" in page
     assert "<h3>Mundlak</h3>" in page and "rank by PSIS-LOO" in result.stderr
 
 

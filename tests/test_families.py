@@ -135,3 +135,25 @@ def test_poisson_exposure_is_an_offset():
     assert abs(float(a0.mean()) + 0.3) < 4 * float(a0.std())
     assert abs(float(bxy.mean()) - 0.5) < 4 * float(bxy.std())
     assert float(without.idata.posterior["a0"].mean()) - float(a0.mean()) > 0.5
+
+
+def test_mundlak_between_effect_is_the_between_regression():
+    frame = grouped_frame(
+        60, 15, seed=11, outcome=lambda x, u, z, rng: 0.5 * x + 2 * u + rng.normal(0, 1, x.size)
+    )
+    data = groupfx.read_data(frame, y="y", x="x", group="g", z="z", family="gaussian")
+    fits = groupfx.fit_all(
+        data, ["mundlak", "latent"], family="gaussian", draws=500, tune=500, chains=2, warn=False
+    )
+    table = groupfx.mundlak_effects(fits).set_index(["model", "effect"])
+    means = frame.groupby("g")[["x", "y", "z"]].mean()
+    design = np.column_stack([np.ones(len(means)), means.x, means.z])
+    between_ols = np.linalg.lstsq(design, means.y, rcond=None)[0][1]
+    within = table.loc[("Mundlak", "within")]
+    between = table.loc[("Mundlak", "between")]
+    assert abs(within["mean"] - within_estimate(frame)) < 0.2 * within["sd"]
+    assert abs(between["mean"] - between_ols) < 2 * between["sd"]
+    assert between["mean"] > within["mean"] + 5 * within["sd"]  # U confounds the comparison of groups
+    latent = table.loc[("Latent Mundlak", "between")]
+    assert abs(latent["mean"] - between["mean"]) < 2 * between["sd"]
+    assert groupfx.mundlak_effects([fits["mundlak"]]).shape == (3, 6)

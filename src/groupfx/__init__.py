@@ -14,7 +14,7 @@ from groupfx.models import MODELS, build_model
 from groupfx.outputs import write_report
 from groupfx.priors import DEFAULT_PRIORS, Prior
 from groupfx.reader import DataWarning, read_data
-from groupfx.results import Fit, compare, estimates
+from groupfx.results import Fit, compare, estimates, mundlak_effects
 from groupfx.sampling import SamplerSettings
 from groupfx.simulate import SimulatedData, SimulationSettings, simulate
 
@@ -40,6 +40,7 @@ __all__ = [
     "estimates",
     "fit",
     "fit_all",
+    "mundlak_effects",
     "read_data",
     "simulate",
     "write_report",

@@ -14,7 +14,7 @@ from groupfx.data import GroupedData
 from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
 from groupfx.report import render_report, write_html
-from groupfx.results import Fit, compare, estimates
+from groupfx.results import Fit, compare, estimates, mundlak_effects
 from groupfx.simulate import SimulatedData, generative_model
 
 CAUSAL_TEXT = (
@@ -67,8 +67,9 @@ def write_report(
     """Write the report and every file behind it into ``out_dir``.
 
     The folder gets ``report.html`` (self-contained), ``figures/*.png`` (and model graphs),
-    ``estimates.csv``, ``loo.csv``, ``fits.csv`` (timings and diagnostics per model), ``data.csv`` and
-    ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
+    ``estimates.csv``, ``loo.csv``, ``fits.csv`` (timings and diagnostics per model),
+    ``mundlak_effects.csv`` (within, contextual and between effects, when a Mundlak model is fitted),
+    ``data.csv`` and ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
     place only when complete, so a failure leaves no half-written folder.
 
     Parameters
@@ -100,6 +101,9 @@ def write_report(
         comparison = compare(fits)
         write_csv(table, tmp / "estimates.csv", index=False)
         write_csv(run_table(fits), tmp / "fits.csv", index=False)
+        decomposition = mundlak_effects(fits)
+        if not decomposition.empty:
+            write_csv(decomposition, tmp / "mundlak_effects.csv", index=False)
         write_csv(comparison, tmp / "loo.csv")
         frame = simulated.to_frame() if simulated is not None else data.to_frame()
         write_csv(frame, tmp / "data.csv", index=False)
@@ -159,6 +163,7 @@ def write_report(
             data=data,
             estimates=table,
             comparison=comparison,
+            decomposition=decomposition,
             figures=paths,
             graphs=graphs,
             truth=truth,

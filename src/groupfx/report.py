@@ -112,6 +112,7 @@ def render_report(
     estimates: pd.DataFrame,
     comparison: pd.DataFrame,
     figures: Mapping[str, Path],
+    decomposition: pd.DataFrame | None = None,
     graphs: Mapping[str, GraphFile],
     truth: Mapping[str, float] | None = None,
     title: str = "groupfx report",
@@ -198,6 +199,9 @@ def render_report(
         ],
         loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")),
         loo_notes=loo_notes(fits),
+        decomposition=None
+        if decomposition is None or decomposition.empty
+        else _table(decomposition.set_index(["model", "effect"])),
         loo_figure=image("loo_compare", "LOO comparison"),
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,

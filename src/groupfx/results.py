@@ -185,4 +185,43 @@ def effect_interval(fit: Fit, parameter: str, hdi_prob: float = HDI_PROB) -> tup
     return float(low), float(high)
 
 
-__all__ = ["Fit", "compare", "effect_interval", "estimates", "scalar_parameters"]
+__all__ = ["Fit", "compare", "effect_interval", "estimates", "mundlak_effects", "scalar_parameters"]
+
+
+def mundlak_effects(fits: Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Within, contextual and between effects of x for the Mundlak models.
+
+    In the Mundlak model ``bxy`` is the within-group effect, ``buy`` the contextual effect of the group
+    mean of x and ``bxy + buy`` the between-group effect. In the latent model u is on its own scale: since
+    the group mean of x is ``ax + bux u``, its contextual effect per unit of x is ``buy / bux``. Each is
+    computed draw by draw.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, effect, mean, sd, hdi_low, hdi_high``; empty when neither Mundlak model was fitted.
+    """
+    rows = []
+    for fit in _as_list(fits):
+        if fit.model not in ("mundlak", "latent"):
+            continue
+        post = fit.idata.posterior
+        contextual = post["buy"] if fit.model == "mundlak" else post["buy"] / post["bux"]
+        for effect, draws in (
+            ("within", post["bxy"]),
+            ("contextual", contextual),
+            ("between", post["bxy"] + contextual),
+        ):
+            values = draws.to_numpy().ravel()
+            low, high = az.hdi(values, hdi_prob=hdi_prob)
+            rows.append(
+                {
+                    "model": fit.label,
+                    "effect": effect,
+                    "mean": values.mean(),
+                    "sd": values.std(ddof=1),
+                    "hdi_low": float(low),
+                    "hdi_high": float(high),
+                }
+            )
+    return pd.DataFrame(rows, columns=["model", "effect", "mean", "sd", "hdi_low", "hdi_high"])
