@@ -116,3 +116,21 @@ def test_a_model_that_cannot_start_is_one_clear_error(small_sim):
         groupfx.GroupfxError, match=r"Naive: nutpie could not sample the model .*bernoulli family"
     ):
         groupfx.fit(broken, "naive", draws=20, tune=20, chains=2, warn=False)
+
+
+def test_conclusions_follow_the_estimates_table(small_fits, small_sim):
+    from groupfx.report import conclusions
+
+    fits = list(small_fits.values())
+    table = groupfx.estimates(fits, small_sim.truth)
+    lines = conclusions(fits, table, groupfx.compare(fits), small_sim.truth)
+    bxy = table[table.parameter == "bxy"].set_index("model")
+    covering = [m for m in bxy.index if bxy.hdi_low[m] <= 0 <= bxy.hdi_high[m]]
+    if covering:
+        assert f"The 94% HDI of bxy includes the true bxy = 0 under: {', '.join(covering)}." in lines
+    sd = table[(table.model == "Fixed effects") & (table.parameter == "bzy")].sd.item()
+    assert any(
+        line.startswith(f"Fixed effects: bzy is not identified (posterior sd {sd:.2f})") for line in lines
+    )
+    # bzy of fixed effects is not identified, so it is left out of the interval sentences
+    assert not any("bzy" in line and "Fixed effects" in line and "HDI" in line for line in lines)

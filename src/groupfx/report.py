@@ -18,7 +18,7 @@ from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
-from groupfx.results import EFFECTS, ESTIMATE_COLUMNS, Fit, effect_interval
+from groupfx.results import EFFECTS, ESTIMATE_COLUMNS, Fit
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,24 @@ def _table(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def conclusions(
-    fits: Sequence[Fit], comparison: pd.DataFrame, truth: Mapping[str, float] | None
+    fits: Sequence[Fit],
+    estimates: pd.DataFrame,
+    comparison: pd.DataFrame,
+    truth: Mapping[str, float] | None,
 ) -> list[str]:
-    """Plain sentences on what each model says about the effects, against the truth where known."""
+    """Plain sentences on what each model says about the effects, against the truth where known.
+
+    Intervals and standard deviations are read from ``estimates`` (the table of :func:`estimates`).
+    """
+    rows = estimates.set_index(["model", "parameter"])
     lines = []
     for param in EFFECTS:
         covering, excluding = [], []
         for fit in fits:
             if param in fit.spec.not_identified:
                 continue
-            low, high = effect_interval(fit, param)
-            target = truth.get(param) if truth else 0.0
+            low, high = rows.loc[(fit.label, param), ["hdi_low", "hdi_high"]]
+            target = truth[param] if truth and param in truth else 0.0
             (covering if low <= target <= high else excluding).append(fit.label)
         what = f"the true {param} = {truth[param]:g}" if truth and param in truth else f"{param} = 0"
         if covering:
@@ -74,7 +81,7 @@ def conclusions(
             lines.append(f"The 94% HDI of {param} excludes {what} under: {', '.join(excluding)}.")
     for fit in fits:
         for param, reason in fit.spec.not_identified.items():
-            sd = float(fit.idata.posterior[param].std())
+            sd = rows.loc[(fit.label, param), "sd"]
             lines.append(f"{fit.label}: {param} is not identified (posterior sd {sd:.2f}). {reason}")
     ranking = list(comparison.index)
     lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(ranking)}.")
@@ -176,7 +183,7 @@ def render_report(
     return template.render(
         title=title,
         intro=intro,
-        conclusions=conclusions(fits, comparison, truth),
+        conclusions=conclusions(fits, estimates, comparison, truth),
         data_text=data_text,
         data_head=_table(data.to_frame().head(), digits=6),
         data_figures=[

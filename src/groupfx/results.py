@@ -179,13 +179,7 @@ def _as_list(fits: Mapping[str, Fit] | Sequence[Fit]) -> list[Fit]:
     return list(fits.values()) if isinstance(fits, Mapping) else list(fits)
 
 
-def effect_interval(fit: Fit, parameter: str, hdi_prob: float = HDI_PROB) -> tuple[float, float]:
-    """The HDI of one scalar parameter."""
-    low, high = az.hdi(fit.idata.posterior[parameter].to_numpy().ravel(), hdi_prob=hdi_prob)
-    return float(low), float(high)
-
-
-__all__ = ["Fit", "compare", "effect_interval", "estimates", "mundlak_effects", "scalar_parameters"]
+__all__ = ["Fit", "compare", "estimates", "mundlak_effects", "scalar_parameters"]
 
 
 def mundlak_effects(fits: Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = HDI_PROB) -> pd.DataFrame:
