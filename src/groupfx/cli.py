@@ -46,9 +46,11 @@ def _int_at_least(text: str, minimum: int) -> int:
 
 
 def _model_list(text: str) -> list[str]:
-    from groupfx.models import MODELS
+    from groupfx.models import DEFAULT_MODELS, MODELS
 
-    names = list(MODELS) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    names = (
+        list(DEFAULT_MODELS) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
+    )
     unknown = [name for name in names if name not in MODELS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -95,10 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit the strategies to a table with one row per unit; write the same report as the demo.",
     )
     fit.add_argument("data", type=Path, help="a .csv or .parquet file")
-    fit.add_argument("--y", required=True, help="outcome column")
-    fit.add_argument("--x", required=True, help="unit-level variable whose effect is wanted")
-    fit.add_argument("--group", required=True, help="group column (labels kept as they are)")
-    fit.add_argument("--z", required=True, help="group-level covariate (constant within groups)")
+    fit.add_argument(
+        "--formula",
+        default=None,
+        help="'y ~ x1 + x2 + z | group' instead of --y/--x/--z/--group; covariates constant within every"
+        " group become z (formulaic grammar: np.log(a), C(b), a:b work)",
+    )
+    fit.add_argument("--y", default=None, help="outcome column")
+    fit.add_argument(
+        "--x", action="append", default=None, help="unit-level variable whose effect is wanted (repeatable)"
+    )
+    fit.add_argument("--group", default=None, help="group column (labels kept as they are)")
+    fit.add_argument(
+        "--z",
+        action="append",
+        default=None,
+        help="group-level covariate, constant within groups (repeatable)",
+    )
+    fit.add_argument("--priors", type=Path, default=None, help="TOML file of priors by parameter name")
     fit.add_argument(
         "--family",
         choices=["bernoulli", "binomial", "poisson", "gaussian"],
@@ -189,13 +205,13 @@ def _sampler(args: argparse.Namespace):
 def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``groupfx demo``."""
     from groupfx.demo import run_demo
-    from groupfx.models import MODELS
+    from groupfx.models import DEFAULT_MODELS
     from groupfx.simulate import SimulationSettings
 
     started = time.perf_counter()
     simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed)
     sampler = _sampler(args)
-    models = args.models or list(MODELS)
+    models = args.models or list(DEFAULT_MODELS)
     result = _run_with_progress(
         "simulating data",
         len(models),
@@ -217,14 +233,18 @@ def run_demo_command(args: argparse.Namespace) -> int:
 def run_fit_command(args: argparse.Namespace) -> int:
     """Run ``groupfx fit``."""
     from groupfx.fitting import fit_all
-    from groupfx.models import MODELS
+    from groupfx.models import DEFAULT_MODELS
     from groupfx.outputs import write_report
+    from groupfx.priors import load_priors
     from groupfx.reader import DataWarning, read_data
     from groupfx.results import compare, estimates
 
     started = time.perf_counter()
     sampler = _sampler(args)
-    models = args.models or list(MODELS)
+    models = args.models or list(DEFAULT_MODELS)
+    if args.formula is None and (args.y is None or not args.x or args.group is None):
+        raise InputError("name the columns with --y, --x and --group (and --z), or give --formula")
+    priors = load_priors(args.priors) if args.priors is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         data = read_data(
@@ -233,6 +253,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
             x=args.x,
             group=args.group,
             z=args.z,
+            formula=args.formula,
             family=args.family,
             trials=args.trials,
             exposure=args.exposure,
@@ -242,17 +263,21 @@ def run_fit_command(args: argparse.Namespace) -> int:
     for warning in caught:
         if issubclass(warning.category, DataWarning):
             console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
-    title = f"groupfx: the effect of {args.x} on {args.y}, grouped by {args.group}"
+    x_text, y_name, group_name = ", ".join(data.x_names), data.names["y"], data.names["group"]
+    title = f"groupfx: the effect of {x_text} on {y_name}, grouped by {group_name}"
+    verb = "is a group-level covariate" if data.n_z == 1 else "are group-level covariates"
+    z_text = f"{', '.join(data.z_names)} {verb} (bzy)" if data.n_z else "there is no group-level covariate"
     intro = (
         f"Data: {args.data.name}, {data.n_units} units in {data.n_groups} groups. Each strategy estimates"
-        f" the effect of {args.x} on {args.y} (bxy, {args.family} family) while the groups may hide"
-        f" confounders; {args.z} is a group-level covariate (bzy)."
+        f" the effect of {x_text} on {y_name} (bxy, {args.family} family) while the groups may hide"
+        f" confounders; {z_text}."
     )
 
     def work(step: Callable[[str], None]):
         fits = fit_all(
             data,
             models,
+            priors=priors,
             family=args.family,
             settings=sampler,
             warn=False,

@@ -14,7 +14,7 @@ from groupfx.diagnostics import find_issues, warn_issues
 from groupfx.errors import InputError, SamplingError
 from groupfx.families import OUTCOME, get_family
 from groupfx.loglik import loo
-from groupfx.models import MODELS, build_model, get_spec
+from groupfx.models import DEFAULT_MODELS, build_model, get_spec
 from groupfx.parallel import default_workers, run_fits
 from groupfx.priors import Prior, resolve_priors
 from groupfx.results import Fit
@@ -169,7 +169,7 @@ def fit_all(
     dict of str to Fit
         Keyed by registry name.
     """
-    names = list(models) if models is not None else list(MODELS)
+    names = list(models) if models is not None else list(DEFAULT_MODELS)
     for name in names:
         get_spec(name)
     if len(set(names)) != len(names):

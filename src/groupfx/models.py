@@ -15,7 +15,11 @@ mundlak         multilevel + buy xbar[g]                     xbar: observed mean
 latent          multilevel + buy u[g],  x ~ Normal(ax + bux u[g], sigma),  u ~ Normal(0, 1), bux > 0
                 (x enters through its sufficient statistics per group: same posterior, O(G) cost;
                 u is sampled through m = ax + bux u, the group mean of x, which the data pin down)
+latent_shared   as latent, but one u shared by all the x (x_k ~ Normal(ax_k + bux_k u[g], sigma_k))
 =============== ==============================================================
+
+With several x, ``bxy``, ``buy`` (and the latent model's ``u``, ``ax``, ``bux``, ``sigma``) have one entry
+per x (dimension ``x_var``) and ``bzy`` one per z (dimension ``z_var``); with no z there is no ``bzy``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
 from groupfx.data import GroupedData
 from groupfx.errors import UnknownModelError
@@ -75,22 +80,51 @@ class ModelSpec:
 # checks only cost time (about 15% of sampling). The outcome's own support check (e.g. y in {0, 1}) remains.
 
 
-def _coords(data: GroupedData) -> dict[str, np.ndarray]:
-    return {"group": data.group_labels, "unit": np.arange(data.n_units)}
+def _coords(data: GroupedData) -> dict[str, object]:
+    coords: dict[str, object] = {
+        "group": data.group_labels,
+        "unit": np.arange(data.n_units),
+        "x_var": list(data.x_names),
+    }
+    if data.n_z:
+        coords["z_var"] = list(data.z_names)
+    return coords
 
 
 def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
     containers = {
-        "x": pm.Data("x", data.x, dims="unit"),
+        "x": pm.Data("x", data.x, dims=("unit", "x_var")),
         "y": pm.Data("y", data.y, dims="unit"),
         "g": pm.Data("g", data.group, dims="unit"),
-        "z": pm.Data("z", data.z, dims="group"),
     }
+    if data.n_z:
+        containers["z"] = pm.Data("z", data.z, dims=("group", "z_var"))
     if data.trials is not None:
         containers["trials"] = pm.Data("trials", data.trials, dims="unit")
     if data.exposure is not None:
         containers["log_exposure"] = pm.Data("log_exposure", np.log(data.exposure), dims="unit")
     return containers
+
+
+def _times(matrix, coefficients, columns: int):
+    """``matrix @ coefficients``; with one column an elementwise product, which PyTensor fuses with the
+    likelihood's own elementwise work (a dot product would be a separate BLAS call)."""
+    if columns == 1:
+        return matrix[:, 0] * coefficients[0]
+    return pt.dot(matrix, coefficients)
+
+
+def _slopes(data: GroupedData, d: Mapping[str, pm.Data], priors: Mapping[str, Prior]):
+    """The effect terms every model shares: ``bxy`` per x on the units and ``bzy`` per z on the groups.
+
+    Returns the unit-level part ``x @ bxy`` and the group-level part ``z @ bzy`` (0 without z).
+    """
+    bxy = priors["bxy"].create("bxy", dims="x_var")
+    unit_part = _times(d["x"], bxy, data.n_x)
+    if not data.n_z:
+        return unit_part, 0.0
+    bzy = priors["bzy"].create("bzy", dims="z_var")
+    return unit_part, _times(d["z"], bzy, data.n_z)
 
 
 def _group_intercepts(priors: Mapping[str, Prior]):
@@ -101,14 +135,20 @@ def _group_intercepts(priors: Mapping[str, Prior]):
     return abar + tau * e
 
 
+def _gather(group_part, d: Mapping[str, pm.Data]):
+    """The group-level part of eta, one value per group, gathered to the units (a scalar stays scalar)."""
+    if getattr(group_part, "ndim", 0) == 0:
+        return group_part
+    return group_part[d["g"]]
+
+
 def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Naive model: ignores the groups, so x absorbs the group confounder."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a0 = priors["a0"].create("a0")
-        bxy = priors["bxy"].create("bxy")
-        bzy = priors["bzy"].create("bzy")
-        family.outcome((a0 + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome(_gather(a0 + group_part, d) + unit_part, d, priors)
     return model
 
 
@@ -117,9 +157,8 @@ def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) 
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a = priors["a"].create("a", dims="group")
-        bxy = priors["bxy"].create("bxy")
-        bzy = priors["bzy"].create("bzy")
-        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
     return model
 
 
@@ -128,54 +167,88 @@ def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Fam
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
         a = _group_intercepts(priors)
-        bxy = priors["bxy"].create("bxy")
-        bzy = priors["bzy"].create("bzy")
-        family.outcome((a + bzy * d["z"])[d["g"]] + bxy * d["x"], d, priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
     return model
 
 
 def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Mundlak: multilevel plus the observed group mean of x as a proxy for U."""
+    """Mundlak: multilevel plus the observed group mean of each x as a proxy for U."""
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
-        xbar = pm.Data("xbar", data.xbar, dims="group")
+        xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
         a = _group_intercepts(priors)
-        bxy = priors["bxy"].create("bxy")
-        bzy = priors["bzy"].create("bzy")
-        buy = priors["buy"].create("buy")
-        family.outcome((a + bzy * d["z"] + buy * xbar)[d["g"]] + bxy * d["x"], d, priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy", dims="x_var")
+        family.outcome((a + group_part + _times(xbar, buy, data.n_x))[d["g"]] + unit_part, d, priors)
     return model
 
 
-def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Latent Mundlak: a latent group variable u explains both x and y; bux > 0 fixes its sign.
+def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means) -> None:
+    """The likelihood of every x given its true group means ``means`` (G, K), through sufficient statistics.
 
-    The measurement model ``x_i ~ Normal(ax + bux u[g], sigma)`` enters through its sufficient statistics
-    per group, which give the same posterior at a cost that does not grow with N: the group mean,
-    ``xbar[g] ~ Normal(ax + bux u[g], sigma / sqrt(n[g]))``, and the within-group sum of squares
-    ``ss[g]``, which is sigma^2 times a chi-square with n[g] - 1 degrees of freedom; its log-density in
-    sigma, ``-(n[g] - 1) log(sigma) - ss[g] / (2 sigma^2)``, is added as a potential (the chi-square's
-    normalising terms do not depend on the parameters, and leaving them out keeps compilation fast).
+    ``x_ik ~ Normal(means[g, k], sigma_k)`` is, per group, the group mean ``xbar[g, k] ~ Normal(means[g, k],
+    sigma_k / sqrt(n[g]))`` and the within-group sum of squares ``ss[g, k]``, which is sigma_k^2 times a
+    chi-square with n[g] - 1 degrees of freedom; its log-density in sigma_k, ``-(n[g] - 1) log(sigma_k) -
+    ss[g, k] / (2 sigma_k^2)``, is added as a potential (the chi-square's normalising terms do not depend on
+    the parameters, and leaving them out keeps compilation fast). Same posterior, O(G K) cost.
+    """
+    n = pm.Data("n", data.group_sizes.astype(float), dims="group")
+    xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
+    ss = pm.Data("x_ss", data.x_within_ss, dims=("group", "x_var"))
+    sigma = priors["sigma"].create("sigma", dims="x_var")
+    pm.Normal("xbar_obs", mu=means, sigma=sigma / pm.math.sqrt(n)[:, None], observed=xbar,
+              dims=("group", "x_var"))  # fmt: skip
+    pm.Potential("x_spread", pm.math.sum(-(n - 1)[:, None] * pm.math.log(sigma) - ss / (2 * sigma**2)))
+
+
+def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Latent Mundlak: a latent group variable u_k per x explains both x_k and y; bux > 0 fixes its sign.
+
+    The measurement model ``x_ik ~ Normal(ax_k + bux_k u[g, k], sigma_k)`` enters through its sufficient
+    statistics per group (see :func:`_x_measurement`).
     """
     with pm.Model(coords=_coords(data), check_bounds=False) as model:
         d = _data_containers(data)
-        n = pm.Data("n", data.group_sizes.astype(float), dims="group")
-        xbar = pm.Data("xbar", data.xbar, dims="group")
-        ss = pm.Data("x_ss", data.x_within_ss, dims="group")
         a = _group_intercepts(priors)
-        bxy = priors["bxy"].create("bxy")
-        bzy = priors["bzy"].create("bzy")
-        buy = priors["buy"].create("buy")
-        bux = priors["bux"].create("bux")
-        ax = priors["ax"].create("ax")
-        sigma = priors["sigma"].create("sigma")
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy", dims="x_var")
+        bux = priors["bux"].create("bux", dims="x_var")
+        ax = priors["ax"].create("ax", dims="x_var")
         # u ~ Normal(0, 1) is sampled through m = ax + bux * u, the true group mean of x, which the data pin
         # down: centred in m, the posterior has no ridge between ax, bux and u (same model, better mixing).
-        m = pm.Normal("m", mu=ax, sigma=bux, dims="group")
-        u = pm.Deterministic("u", (m - ax) / bux, dims="group")
-        pm.Normal("xbar_obs", mu=m, sigma=sigma / pm.math.sqrt(n), observed=xbar, dims="group")
-        pm.Potential("x_spread", pm.math.sum(-(n - 1) * pm.math.log(sigma) - ss / (2 * sigma**2)))
-        family.outcome((a + bzy * d["z"] + buy * u)[d["g"]] + bxy * d["x"], d, priors)
+        m = pm.Normal("m", mu=ax, sigma=bux, dims=("group", "x_var"))
+        u = pm.Deterministic("u", (m - ax) / bux, dims=("group", "x_var"))
+        _x_measurement(data, priors, m)
+        family.outcome((a + group_part + _times(u, buy, data.n_x))[d["g"]] + unit_part, d, priors)
+    return model
+
+
+def build_latent_shared(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Latent Mundlak with one latent group variable u shared by every x.
+
+    ``x_ik ~ Normal(ax_k + bux_k u[g], sigma_k)`` and ``eta += buy u[g]``: one confounder measured by all
+    the x. The first x fixes u's sign (``bux`` of the first x is positive, the others ``bux_other`` are
+    free in sign); u is sampled through the true group mean of the first x, as in :func:`build_latent`.
+    With one x it is the latent model.
+    """
+    coords = _coords(data) | {"x_other": list(data.x_names[1:])}
+    with pm.Model(coords=coords, check_bounds=False) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy")
+        bux_first = priors["bux"].create("bux")
+        ax = priors["ax"].create("ax", dims="x_var")
+        m_first = pm.Normal("m", mu=ax[0], sigma=bux_first, dims="group")
+        u = pm.Deterministic("u", (m_first - ax[0]) / bux_first, dims="group")
+        if data.n_x > 1:
+            bux_other = pm.Normal("bux_other", mu=0, sigma=1, dims="x_other")
+            loadings = pt.concatenate([bux_first[None], bux_other])
+        else:
+            loadings = bux_first[None]
+        _x_measurement(data, priors, ax + u[:, None] * loadings)
+        family.outcome((a + group_part + buy * u)[d["g"]] + unit_part, d, priors)
     return model
 
 
@@ -230,9 +303,19 @@ MODELS: dict[str, ModelSpec] = {
             build_latent,
             cost=5,
         ),
+        ModelSpec(
+            "latent_shared",
+            "Latent Mundlak (shared u)",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·u[g],  x_k ~ Normal(ax_k + bux_k·u[g], sigma_k)",
+            "One latent group variable u, measured by every x, stands in for U (the first x fixes its sign).",
+            build_latent_shared,
+            cost=5,
+        ),
     )
 }
-"""The registry of strategies, in the seed's order."""
+"""The registry of strategies, in the seed's order, then the shared-latent variant."""
+DEFAULT_MODELS = ("naive", "fixed", "multilevel", "mundlak", "latent")
+"""The seed's five strategies, fitted unless a user names others."""
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -254,7 +337,7 @@ def build_model(
     Parameters
     ----------
     name : str
-        One of ``naive``, ``fixed``, ``multilevel``, ``mundlak``, ``latent``.
+        One of ``naive``, ``fixed``, ``multilevel``, ``mundlak``, ``latent``, ``latent_shared``.
     data : GroupedData
         The data.
     priors : mapping of str to Prior, optional

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from groupfx.data import GroupedData
 from groupfx.files import atomic_path
-from groupfx.results import EFFECTS, Fit
+from groupfx.results import EFFECTS, Fit, effect_label, effect_terms, truth_of
 
 STYLE = {
     **{key: value for key, value in plt.style.library["arviz-darkgrid"].items() if key != "axes.prop_cycle"},
@@ -96,9 +96,15 @@ def plot_group_counts(data: GroupedData) -> Figure:
     return fig
 
 
+def _stacked_axes(count: int, height: float = 6.0) -> tuple[Figure, list[Axes]]:
+    """A column of ``count`` axes, one per x."""
+    fig, axes = plt.subplots(count, 1, figsize=(10, height * count), squeeze=False, layout="constrained")
+    return fig, list(axes[:, 0])
+
+
 @_styled
 def plot_x_by_group(data: GroupedData) -> Figure:
-    """Scatter of ``x`` by group with each group's mean of ``x`` marked.
+    """Scatter of each ``x`` by group with each group's mean marked.
 
     Parameters
     ----------
@@ -108,65 +114,82 @@ def plot_x_by_group(data: GroupedData) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One axis: the units as points, the group means as horizontal bars.
+        One axis per x: the units as points, the group means as horizontal bars.
     """
-    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
+    fig, axes = _stacked_axes(data.n_x)
     shown = _subsample(data.n_units)
-    ax.scatter(data.group[shown], data.x[shown], s=12, alpha=0.4, color="C0", label="unit")
-    ax.scatter(
-        np.arange(data.n_groups), data.xbar, marker="_", s=400, linewidths=2.5, color="C1", label="group mean"
-    )
-    _label_groups(ax, data.group_labels)
-    ax.legend(loc="best")
-    ax.set(xlabel=data.names["group"], ylabel=data.names["x"], title=f"{data.names['x']} by group")
+    xbar = data.xbar
+    for k, (ax, name) in enumerate(zip(axes, data.x_names, strict=True)):
+        ax.scatter(data.group[shown], data.x[shown, k], s=12, alpha=0.4, color="C0", label="unit")
+        ax.scatter(np.arange(data.n_groups), xbar[:, k], marker="_", s=400, linewidths=2.5, color="C1",
+                   label="group mean")  # fmt: skip
+        _label_groups(ax, data.group_labels)
+        ax.legend(loc="best")
+        ax.set(xlabel=data.names["group"], ylabel=name, title=f"{name} by group")
     return fig
 
 
 @_styled
 def plot_y_by_x(data: GroupedData, n_bins: int = 20, jitter: float = 0.04) -> Figure:
-    """Scatter of ``y`` against ``x`` with the mean of ``y`` in bins of ``x``.
+    """Scatter of ``y`` against each ``x`` with the mean of ``y`` in bins of ``x``.
 
     Parameters
     ----------
     data : GroupedData
         The table; above :data:`MAX_POINTS` units a fixed subsample is drawn (the bins use every unit).
     n_bins : int
-        Number of equal-count bins of ``x`` (fewer when there are few units).
+        Number of equal-count bins of ``x`` (fewer when there are few units or few distinct values).
     jitter : float
         Half-width of the uniform vertical jitter that keeps points at y = 0 and 1 apart.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axis: the jittered units and, for a binary ``y``, the share of ``y = 1`` per bin as a line.
+        One axis per x: the jittered units and the mean of ``y`` (share of ``y = 1`` when binary) per bin.
     """
-    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
-    x, y = data.x, np.asarray(data.y, dtype=float)
+    fig, axes = _stacked_axes(data.n_x)
+    y = np.asarray(data.y, dtype=float)
     shown = _subsample(data.n_units)
     noise = np.random.default_rng(0).uniform(-jitter, jitter, size=shown.size)
-    ax.scatter(x[shown], y[shown] + noise, s=12, alpha=0.3, color="C0", label="unit (jittered)")
-
-    n_bins = max(1, min(n_bins, data.n_units // 20))
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
-    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
-    counts = np.bincount(which)
-    keep = counts > 0
-    x_mid = np.bincount(which, weights=x)[keep] / counts[keep]
-    y_mean = np.bincount(which, weights=y)[keep] / counts[keep]
     binary = bool(np.isin(y, (0.0, 1.0)).all())
-    label = f"share of {data.names['y']} = 1" if binary else f"mean of {data.names['y']}"
-    ax.plot(x_mid, y_mean, "o-", color="C1", linewidth=2, label=f"{label} ({len(x_mid)} bins of x)")
-    ax.legend(loc="best")
-    ax.set(xlabel=data.names["x"], ylabel=data.names["y"], title=f"{data.names['y']} by {data.names['x']}")
+    y_name = data.names["y"]
+    for k, (ax, name) in enumerate(zip(axes, data.x_names, strict=True)):
+        x = data.x[:, k]
+        ax.scatter(x[shown], y[shown] + noise, s=12, alpha=0.3, color="C0", label="unit (jittered)")
+        bins = max(1, min(n_bins, data.n_units // 20))
+        edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+        counts = np.bincount(which)
+        keep = counts > 0
+        x_mid = np.bincount(which, weights=x)[keep] / counts[keep]
+        y_mean = np.bincount(which, weights=y)[keep] / counts[keep]
+        label = f"share of {y_name} = 1" if binary else f"mean of {y_name}"
+        ax.plot(x_mid, y_mean, "o-", color="C1", linewidth=2, label=f"{label} ({len(x_mid)} bins of {name})")
+        ax.legend(loc="best")
+        ax.set(xlabel=name, ylabel=y_name, title=f"{y_name} by {name}")
     return fig
+
+
+def _panels(data: GroupedData, params: Sequence[str]) -> list[tuple[str, str]]:
+    """``(parameter, term)`` of each panel: the effects in ``params``, one per covariate."""
+    return [(p, t) for p, t in effect_terms(data) if p in params]
 
 
 def _posterior_row(
     fit: Fit, axes: Sequence[Axes], truth: Mapping[str, float] | None, params: Sequence[str]
 ) -> None:
-    """az.plot_posterior of ``params`` on ``axes``, with the truth as reference value where known."""
-    ref_val = {p: [{"ref_val": float(truth[p])}] for p in params if truth and p in truth}
-    az.plot_posterior(fit.idata, var_names=list(params), ref_val=ref_val or None, ax=np.asarray(axes))
+    """az.plot_posterior of ``params`` (every covariate) on ``axes``, with the truth as reference value."""
+    panels = _panels(fit.data, params)
+    ref_val: dict[str, list[dict[str, object]]] = {}
+    for param, term in panels:
+        value = truth_of(truth, param, term)
+        if value is not None:
+            dim = "x_var" if param == "bxy" else "z_var"
+            ref_val.setdefault(param, []).append({dim: term, "ref_val": value})
+    names = list(dict.fromkeys(param for param, _ in panels))
+    az.plot_posterior(fit.idata, var_names=names, ref_val=ref_val or None, ax=np.asarray(axes))
+    for ax, (param, term) in zip(axes, panels, strict=True):
+        ax.set_title(effect_label(param, term, fit.data), fontsize=14)
 
 
 @_styled
@@ -182,16 +205,15 @@ def plot_posteriors(
     truth : mapping of str to float, optional
         True values; each is drawn as ArviZ's reference value on its parameter's panel.
     params : sequence of str
-        Scalar parameters to show (default ``("bxy", "bzy")``).
+        Effects to show (default ``("bxy", "bzy")``), one panel per covariate.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One row of ``len(params)`` axes, titled ``"<label>: posterior"``.
+        One row of axes, one per effect and covariate, titled ``"<label>: posterior"``.
     """
-    fig, axes = plt.subplots(
-        1, len(params), figsize=(6 * len(params), 5), squeeze=False, layout="constrained"
-    )
+    columns = len(_panels(fit.data, params))
+    fig, axes = plt.subplots(1, columns, figsize=(6 * columns, 5), squeeze=False, layout="constrained")
     _posterior_row(fit, axes[0], truth, params)
     fig.suptitle(f"{fit.label}: posterior", fontsize=16)
     return fig
@@ -210,18 +232,19 @@ def plot_model_grid(
     truth : mapping of str to float, optional
         True values, drawn as reference values.
     params : sequence of str
-        Scalar parameters, one per column (default ``("bxy", "bzy")``).
+        Effects, one column per covariate (default ``("bxy", "bzy")``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``len(fits)`` by ``len(params)`` axes; the first axis of each row has the model label as y label.
+        One row per fit, one column per effect and covariate; each row's first axis has the model label.
     """
     fits = _fit_list(fits)
+    columns = len(_panels(fits[0].data, params))
     fig, axes = plt.subplots(
         len(fits),
-        len(params),
-        figsize=(6 * len(params), max(5.0, 3.2 * len(fits))),
+        columns,
+        figsize=(6 * columns, max(5.0, 3.2 * len(fits))),
         sharex="col",
         squeeze=False,
         layout="constrained",
@@ -245,8 +268,10 @@ def _forest(ax: Axes, fits: list[Fit], param: str, truth: Mapping[str, float] | 
     legend = ax.get_legend()
     handles = list(legend.legend_handles)[::-1] if legend else []  # ArviZ lists the models bottom-up
     labels = [text.get_text() for text in legend.get_texts()][::-1] if legend else []
-    if truth is not None and param in truth:
-        handles.append(ax.axvline(float(truth[param]), color="k", linestyle="--"))
+    terms = [t for p, t in effect_terms(fits[0].data) if p == param]
+    values = {truth_of(truth, param, term) for term in terms}
+    if len(values) == 1 and None not in values:  # one line only when every covariate shares the truth
+        handles.append(ax.axvline(values.pop(), color="k", linestyle="--"))
         labels.append("truth")
     if handles:
         ax.legend(handles, labels, loc="best")
@@ -297,6 +322,7 @@ def plot_forests(
         ``len(params)`` axes in one column.
     """
     fits = _fit_list(fits)
+    params = [p for p in params if any(p == q for q, _ in effect_terms(fits[0].data))]
     fig, axes = plt.subplots(
         len(params), 1, figsize=(10, 5 * len(params)), squeeze=False, layout="constrained"
     )

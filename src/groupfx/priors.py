@@ -7,8 +7,10 @@ others at their defaults.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pymc as pm
@@ -87,3 +89,57 @@ def resolve_priors(overrides: Mapping[str, Prior] | None = None) -> dict[str, Pr
         if not isinstance(prior, Prior):
             raise InputError(f"The prior of {name!r} must be a groupfx.Prior (got {type(prior).__name__}).")
     return {**DEFAULT_PRIORS, **overrides}
+
+
+def load_priors(path: str | Path) -> dict[str, Prior]:
+    """Read priors from a TOML file: one table per parameter, its distribution and parameters.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.toml`` file such as::
+
+            [bxy]
+            distribution = "Normal"
+            mu = 0
+            sigma = 2.5
+
+            [tau]
+            distribution = "HalfNormal"
+            sigma = 0.5
+
+    Returns
+    -------
+    dict of str to Prior
+        The priors by parameter name, checked against the parameters the models use and against the
+        distribution's own arguments.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not TOML, or a table names an unknown parameter or distribution or gives
+        the distribution arguments it does not take.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Priors file {path} does not exist; give a TOML file with one table per parameter.")
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"Priors file {path} is not valid TOML: {error}.") from None
+    priors = {}
+    for name, table in tables.items():
+        where = f"[{name}] in {path}"
+        if not isinstance(table, dict) or "distribution" not in table:
+            raise InputError(
+                f'{where} must be a table with distribution = "Normal" (or another) and its arguments.'
+            )
+        arguments = {key: value for key, value in table.items() if key != "distribution"}
+        prior = Prior(str(table["distribution"]), **arguments)
+        try:
+            getattr(pm, prior.distribution).dist(**arguments)
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where}: {prior.describe()} is not a valid prior ({error}).") from None
+        priors[name] = prior
+    resolve_priors(priors)
+    return priors

@@ -9,6 +9,7 @@ groups) are :class:`DataWarning` warnings with counts.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 from groupfx.data import GroupedData
 from groupfx.errors import InputError
 from groupfx.families import get_family
+from groupfx.formula import parse_formula
 
 SHOW_ROWS = 5
 SMALL_GROUP = 5
@@ -34,8 +36,10 @@ class Columns:
 
     Parameters
     ----------
-    y, x, group, z : str
-        Column names of the outcome, the unit-level variable, the group and the group-level covariate.
+    y, group : str
+        Column names of the outcome and the group.
+    x, z : tuple of str
+        Column names of the unit-level variables (at least one) and the group-level covariates (any).
     trials : str, optional
         Column of the number of trials (Binomial family).
     exposure : str, optional
@@ -43,19 +47,21 @@ class Columns:
     """
 
     y: str
-    x: str
+    x: tuple[str, ...]
     group: str
-    z: str
+    z: tuple[str, ...] = ()
     trials: str | None = None
     exposure: str | None = None
 
-    def roles(self) -> dict[str, str]:
-        """Column by role, ``{"y": ..., "x": ..., ...}``, in the order they are checked."""
-        roles = {"y": self.y, "x": self.x, "group": self.group, "z": self.z}
-        extra = {
-            role: column for role, column in (("trials", self.trials), ("exposure", self.exposure)) if column
-        }
-        return roles | extra
+    def roles(self) -> list[tuple[str, str]]:
+        """``(role, column)`` pairs in checking order: y, each x, group, each z, trials, exposure."""
+        pairs = [
+            ("y", self.y),
+            *(("x", c) for c in self.x),
+            ("group", self.group),
+            *(("z", c) for c in self.z),
+        ]
+        return pairs + [(role, c) for role, c in (("trials", self.trials), ("exposure", self.exposure)) if c]
 
 
 def _rows(mask: np.ndarray | pd.Series) -> str:
@@ -115,10 +121,11 @@ def _numeric(frame: pd.DataFrame, column: str, role: str) -> pd.Series:
 def read_data(
     source: str | Path | pd.DataFrame,
     *,
-    y: str,
-    x: str,
-    group: str,
-    z: str,
+    y: str | None = None,
+    x: str | Sequence[str] | None = None,
+    group: str | None = None,
+    z: str | Sequence[str] | None = None,
+    formula: str | None = None,
     family: str = "bernoulli",
     trials: str | None = None,
     exposure: str | None = None,
@@ -131,13 +138,17 @@ def read_data(
     source : str, pathlib.Path or pandas.DataFrame
         A ``.csv`` or ``.parquet`` file, or a DataFrame.
     y : str
-        Outcome column: 0 or 1 (Bernoulli), a count (Poisson) or a number (Gaussian).
-    x : str
-        Unit-level variable whose effect is wanted.
+        Outcome column: 0 or 1 (Bernoulli), successes (Binomial), a count (Poisson) or a number (Gaussian).
+    x : str or sequence of str
+        Unit-level variables whose effects are wanted (one or more columns).
     group : str
         Group column; labels may be strings or numbers and are kept in every output.
-    z : str
-        Group-level covariate: constant within each group.
+    z : str or sequence of str, optional
+        Group-level covariates, each constant within each group (none by default).
+    formula : str, optional
+        Instead of ``y``, ``x``, ``group`` and ``z``: a formula such as ``"y ~ x1 + x2 + z | group"``
+        (formulaic's grammar, so transforms such as ``np.log(income)`` and ``C(region)`` work); covariates
+        constant within every group become z, the others x (see :mod:`groupfx.formula`).
     family : str
         ``bernoulli`` (default), ``binomial``, ``poisson`` or ``gaussian``: decides what ``y`` may hold.
     trials : str, optional
@@ -173,10 +184,30 @@ def read_data(
     if exposure is not None and outcome.name != "poisson":
         raise InputError("--exposure is used by the poisson family only; drop it or pass --family poisson.")
     frame = load_table(source)
-    columns = Columns(y=y, x=x, group=group, z=z, trials=trials, exposure=exposure)
+    if formula is not None:
+        if any(value is not None for value in (y, x, group, z)):
+            raise InputError("Give either a formula or the columns (y, x, group, z), not both.")
+        terms = parse_formula(formula, frame, keep=tuple(c for c in (trials, exposure) if c))
+        frame, y, x, group, z = terms.table, terms.y, terms.x, terms.group, terms.z
+        if not x:
+            raise InputError(
+                f"Every covariate in {formula!r} is constant within each group, so no within-group effect"
+                " can be estimated; add a unit-level variable that varies within groups."
+            )
+    if y is None or group is None or not x:
+        raise InputError(
+            "Name the outcome, at least one unit-level variable and the group: --y, --x, --group."
+        )
+    x_columns = (x,) if isinstance(x, str) else tuple(x)
+    z_columns = () if z is None else (z,) if isinstance(z, str) else tuple(z)
+    columns = Columns(y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure)
+    named = [column for _, column in columns.roles()]
+    repeated = sorted({column for column in named if named.count(column) > 1})
+    if repeated:
+        raise InputError(f"Column {repeated[0]!r} is given two roles; give each column one role.")
     roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate",
              "trials": "number of trials", "exposure": "exposure"}  # fmt: skip
-    for role, column in columns.roles().items():
+    for role, column in columns.roles():
         if column not in frame.columns:
             available = ", ".join(map(str, frame.columns[:20]))
             raise InputError(
@@ -184,21 +215,19 @@ def read_data(
                 f" Pass an existing column as --{role}."
             )
     numeric = {
-        role: _numeric(frame, column, roles[role])
-        for role, column in columns.roles().items()
-        if role != "group"
+        column: _numeric(frame, column, roles[role]) for role, column in columns.roles() if role != "group"
     }
     missing = frame[group].isna().to_numpy().copy()
     for values in numeric.values():
         missing |= ~np.isfinite(values.to_numpy())
     if missing.any():
         if not dropna:
-            role, column = next(
-                (r, c)
-                for r, c in columns.roles().items()
-                if (frame[c].isna() if r == "group" else ~np.isfinite(numeric[r])).any()
+            column = next(
+                c
+                for r, c in columns.roles()
+                if (frame[c].isna() if r == "group" else ~np.isfinite(numeric[c])).any()
             )
-            bad = frame[column].isna() if role == "group" else ~np.isfinite(numeric[role])
+            bad = frame[column].isna() if column == group else ~np.isfinite(numeric[column])
             raise InputError(
                 f"Column {column!r} has missing or infinite values in {_rows(bad)}; fill them, or pass"
                 f" --dropna (dropna=True) to drop the {int(missing.sum())} incomplete rows."
@@ -210,60 +239,63 @@ def read_data(
         )
         keep = ~missing
         frame = frame[keep].reset_index(drop=True)
-        numeric = {role: values[keep].reset_index(drop=True) for role, values in numeric.items()}
+        numeric = {column: values[keep].reset_index(drop=True) for column, values in numeric.items()}
         if frame.empty:
             raise InputError("No rows are left after dropping the incomplete ones; fill the missing values.")
-    invalid = outcome.invalid(numeric["y"].to_numpy())
+    invalid = outcome.invalid(numeric[y].to_numpy())
     if invalid.any():
-        examples = ", ".join(map(str, numeric["y"][invalid].unique()[:3]))
+        examples = ", ".join(map(str, numeric[y][invalid].unique()[:3]))
         raise InputError(f"Column {y!r} (outcome) {outcome.requirement}: {_rows(invalid)} hold {examples}.")
     if trials is not None:
-        count = numeric["trials"]
+        count = numeric[trials]
         bad = (count < 1) | (count != np.round(count))
         if bad.any():
             raise InputError(
                 f"Column {trials!r} (number of trials) must hold positive integers: {_rows(bad)} do not."
             )
-        above = numeric["y"] > count
+        above = numeric[y] > count
         if above.any():
             raise InputError(
                 f"Column {y!r} (outcome) exceeds {trials!r} in {_rows(above)}; successes cannot"
                 " outnumber trials."
             )
     if exposure is not None:
-        not_positive = numeric["exposure"] <= 0
+        not_positive = numeric[exposure] <= 0
         if not_positive.any():
             raise InputError(
                 f"Column {exposure!r} (exposure) must be positive: {_rows(not_positive)} are not; drop those"
                 " units or correct their exposure."
             )
     if outcome.name != "gaussian":
-        numeric["y"] = numeric["y"].astype(np.int64)
-    clean = pd.DataFrame({y: numeric["y"], x: numeric["x"], group: frame[group], z: numeric["z"]})
+        numeric[y] = numeric[y].astype(np.int64)
+    if trials is not None:
+        numeric[trials] = numeric[trials].astype(np.int64)
+    clean = pd.DataFrame({group: frame[group], **numeric})
     codes, labels = pd.factorize(clean[group], sort=True)
     if len(labels) < 2:
         raise InputError(
             f"Column {group!r} holds {len(labels)} group; group-level confounding needs at least 2 groups."
         )
-    z_first = clean.groupby(codes)[z].transform("first")
-    varying = clean[z] != z_first
-    if varying.any():
-        first_group = labels[codes[np.flatnonzero(varying)[0]]]
-        raise InputError(
-            f"Column {z!r} (group-level covariate) varies within group {first_group!r} ({_rows(varying)});"
-            " it must be constant within each group: use one value per group, or model it as x."
-        )
-    x_spread = clean.groupby(codes)[x].agg(lambda v: v.max() - v.min()).to_numpy()
-    if not (x_spread > 0).any():
-        raise InputError(
-            f"Column {x!r} (unit-level variable) never varies within any group, so its within-group effect"
-            " is not identified; use a variable that changes between units of the same group."
-        )
-    if trials is not None:
-        clean[trials] = numeric["trials"].astype(np.int64)
-    if exposure is not None:
-        clean[exposure] = numeric["exposure"]
-    data = GroupedData.from_frame(clean, y=y, x=x, group=group, z=z, trials=trials, exposure=exposure)
+    for column in z_columns:
+        varying = clean[column] != clean.groupby(codes)[column].transform("first")
+        if varying.any():
+            first_group = labels[codes[np.flatnonzero(varying)[0]]]
+            raise InputError(
+                f"Column {column!r} (group-level covariate) varies within group {first_group!r}"
+                f" ({_rows(varying)}); it must be constant within each group: use one value per group, or"
+                " pass it as --x."
+            )
+    for column in x_columns:
+        spread = clean.groupby(codes)[column].agg(lambda v: v.max() - v.min()).to_numpy()
+        if not (spread > 0).any():
+            raise InputError(
+                f"Column {column!r} (unit-level variable) never varies within any group, so its within-group"
+                " effect is not identified; pass it as --z (a group-level covariate) or use a variable that"
+                " changes between units of the same group."
+            )
+    data = GroupedData.from_frame(
+        clean, y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure
+    )
     _warn_weak_groups(data, binary=outcome.name == "bernoulli")
     return data
 

@@ -18,7 +18,7 @@ from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
-from groupfx.results import EFFECTS, ESTIMATE_COLUMNS, Fit
+from groupfx.results import ESTIMATE_COLUMNS, Fit, effect_label, effect_terms, truth_of
 
 
 @dataclass(frozen=True)
@@ -64,25 +64,30 @@ def conclusions(
 
     Intervals and standard deviations are read from ``estimates`` (the table of :func:`estimates`).
     """
-    rows = estimates.set_index(["model", "parameter"])
+    rows = estimates.set_index(["model", "parameter", "term"])
     lines = []
-    for param in EFFECTS:
+    for param, term in effect_terms(fits[0].data):
+        name = effect_label(param, term, fits[0].data)
+        value = truth_of(truth, param, term)
         covering, excluding = [], []
         for fit in fits:
             if param in fit.spec.not_identified:
                 continue
-            low, high = rows.loc[(fit.label, param), ["hdi_low", "hdi_high"]]
-            target = truth[param] if truth and param in truth else 0.0
+            low, high = rows.loc[(fit.label, param, term), ["hdi_low", "hdi_high"]]
+            target = 0.0 if value is None else value
             (covering if low <= target <= high else excluding).append(fit.label)
-        what = f"the true {param} = {truth[param]:g}" if truth and param in truth else f"{param} = 0"
+        what = f"{name} = 0" if value is None else f"the true {name} = {value:g}"
         if covering:
-            lines.append(f"The 94% HDI of {param} includes {what} under: {', '.join(covering)}.")
+            lines.append(f"The 94% HDI of {name} includes {what} under: {', '.join(covering)}.")
         if excluding:
-            lines.append(f"The 94% HDI of {param} excludes {what} under: {', '.join(excluding)}.")
+            lines.append(f"The 94% HDI of {name} excludes {what} under: {', '.join(excluding)}.")
     for fit in fits:
         for param, reason in fit.spec.not_identified.items():
-            sd = rows.loc[(fit.label, param), "sd"]
-            lines.append(f"{fit.label}: {param} is not identified (posterior sd {sd:.2f}). {reason}")
+            for p, term in effect_terms(fit.data):
+                if p == param:
+                    sd = rows.loc[(fit.label, param, term), "sd"]
+                    name = effect_label(param, term, fit.data)
+                    lines.append(f"{fit.label}: {name} is not identified (posterior sd {sd:.2f}). {reason}")
     ranking = list(comparison.index)
     lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(ranking)}.")
     flagged = sorted({issue.model for fit in fits for issue in fit.issues})
@@ -142,7 +147,7 @@ def render_report(
         columns = [c for c in columns if c not in ("truth", "covers_truth")]
     models = []
     for fit in fits:
-        rows = estimates[estimates["model"] == fit.label][columns].set_index("parameter")
+        rows = estimates[estimates["model"] == fit.label][columns].set_index(["parameter", "term"])
         models.append(
             {
                 "label": fit.label,
@@ -169,9 +174,17 @@ def render_report(
         index=pd.Index([fit.label for fit in fits], name="model"),
     )
     sizes = data.group_sizes
+    y = np.asarray(data.y, dtype=float)
+    binary = bool(np.isin(y, (0.0, 1.0)).all())
+    outcome_text = (
+        f"share of {data.names['y']} = 1: {y.mean():.3f}"
+        if binary
+        else (f"mean of {data.names['y']}: {y.mean():.3f}")
+    )
     data_text = (
         f"{data.n_units} units in {data.n_groups} groups ({sizes.min()} to {sizes.max()} units a group, "
-        f"median {np.median(sizes):g}); share of y = 1: {np.mean(data.y):.3f}."
+        f"median {np.median(sizes):g}); {outcome_text}. Unit-level x: {', '.join(data.x_names)}; group-level"
+        f" z: {', '.join(data.z_names) or 'none'}."
     )
     priors = fits[0].priors if fits else {}
     family = get_family(fits[0].family)
@@ -188,8 +201,8 @@ def render_report(
         data_head=_table(data.to_frame().head(), digits=6),
         data_figures=[
             image("group_counts", "Units per group"),
-            image("x_by_group", "x by group"),
-            image("y_by_x", "y by x"),
+            image("x_by_group", f"{', '.join(data.x_names)} by group"),
+            image("y_by_x", f"{data.names['y']} by {', '.join(data.x_names)}"),
         ],
         causal_graph=graphs.get("causal"),
         causal_dag=image("causal_dag", "Causal graph") if "causal_dag" in figures else None,
@@ -208,7 +221,7 @@ def render_report(
         loo_notes=loo_notes(fits),
         decomposition=None
         if decomposition is None or decomposition.empty
-        else _table(decomposition.set_index(["model", "effect"])),
+        else _table(decomposition.set_index(["model", "term", "effect"])),
         loo_figure=image("loo_compare", "LOO comparison"),
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,

@@ -20,6 +20,7 @@ HDI_PROB = 0.94
 ESTIMATE_COLUMNS = (
     "model",
     "parameter",
+    "term",
     "mean",
     "sd",
     "hdi_low",
@@ -33,7 +34,29 @@ ESTIMATE_COLUMNS = (
 )
 """Columns of the estimates table (``estimates.csv``), in order."""
 EFFECTS = ("bxy", "bzy")
-"""The causal parameters every model shares: the effect of x and of z on y, on the family's link scale."""
+"""The causal parameters every model shares: the effect of each x and of each z on y, on the family's link
+scale (``bzy`` only when there are group-level covariates)."""
+SUMMARY_DIMS = {"x_var", "z_var", "x_other"}
+"""Parameters with no dimension but these (one entry per covariate) are summarised like scalars."""
+
+
+def effect_terms(data: GroupedData) -> list[tuple[str, str]]:
+    """``(parameter, term)`` of every effect: ``("bxy", x)`` per x, then ``("bzy", z)`` per z."""
+    return [("bxy", name) for name in data.x_names] + [("bzy", name) for name in data.z_names]
+
+
+def effect_label(parameter: str, term: str, data: GroupedData) -> str:
+    """``bxy`` with one x and ``bxy[married]`` with several: what figures and tables call an effect."""
+    single = data.n_x == 1 if parameter == "bxy" else data.n_z == 1
+    return parameter if single and term in ("x", "z") else f"{parameter}[{term}]"
+
+
+def truth_of(truth: Mapping[str, float] | None, parameter: str, term: str) -> float | None:
+    """The true value of ``parameter`` for covariate ``term``: ``truth["bxy[term]"]`` or ``truth["bxy"]``."""
+    if not truth:
+        return None
+    value = truth.get(f"{parameter}[{term}]", truth.get(parameter))
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -95,26 +118,38 @@ class Fit:
         return build_model(self.model, self.data, self.priors, self.family)
 
     def summary(self, var_names: Sequence[str] | None = None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-        """Posterior mean, sd, HDI, R-hat and ESS of the scalar parameters (or ``var_names``)."""
+        """Posterior mean, sd, HDI, R-hat and ESS of the summary parameters (or ``var_names``).
+
+        One row per parameter and covariate (``term``: the x or z it belongs to, empty for scalars), indexed
+        by ``parameter``.
+        """
         names = list(var_names) if var_names is not None else scalar_parameters(self.idata)
         posterior = self.idata.posterior[names]
-        stacked = posterior.stack(sample=("chain", "draw"))
         hdi = az.hdi(posterior, hdi_prob=hdi_prob)
         diag = parameter_diagnostics(self.idata, names)
         rows = []
         for name in names:
-            rows.append(
-                {
-                    "parameter": name,
-                    "mean": float(stacked[name].mean()),
-                    "sd": float(stacked[name].std(ddof=1)),
-                    "hdi_low": float(hdi[name].sel(hdi="lower")),
-                    "hdi_high": float(hdi[name].sel(hdi="higher")),
-                    "r_hat": float(diag.loc[name, "r_hat"]),
-                    "ess_bulk": float(diag.loc[name, "ess_bulk"]),
-                    "ess_tail": float(diag.loc[name, "ess_tail"]),
-                }
-            )
+            draws = posterior[name]
+            dims = [d for d in draws.dims if d not in ("chain", "draw")]
+            terms = [""] if not dims else [str(t) for t in draws[dims[0]].to_numpy()]
+            for position, term in enumerate(terms):
+                selection = {dims[0]: position} if dims else {}
+                values = draws.isel(selection).to_numpy().ravel()
+                interval = hdi[name].isel(selection)
+                label = f"{name}[{term}]" if dims else name
+                rows.append(
+                    {
+                        "parameter": name,
+                        "term": term,
+                        "mean": float(values.mean()),
+                        "sd": float(values.std(ddof=1)),
+                        "hdi_low": float(interval.sel(hdi="lower")),
+                        "hdi_high": float(interval.sel(hdi="higher")),
+                        "r_hat": float(diag.loc[label, "r_hat"]),
+                        "ess_bulk": float(diag.loc[label, "ess_bulk"]),
+                        "ess_tail": float(diag.loc[label, "ess_tail"]),
+                    }
+                )
         return pd.DataFrame(rows).set_index("parameter")
 
     def to_netcdf(self, path: str | Path) -> Path:
@@ -126,8 +161,12 @@ class Fit:
 
 
 def scalar_parameters(idata: az.InferenceData) -> list[str]:
-    """Names of the posterior variables with no dimension besides chain and draw."""
-    return [name for name, var in idata.posterior.data_vars.items() if var.ndim == 2]
+    """Posterior variables with no dimension besides chain, draw and at most one covariate dimension."""
+    return [
+        name
+        for name, var in idata.posterior.data_vars.items()
+        if var.ndim == 2 or (var.ndim == 3 and var.dims[2] in SUMMARY_DIMS)
+    ]
 
 
 def estimates(
@@ -142,22 +181,26 @@ def estimates(
     fits : mapping or sequence of Fit
         The fits, in the order the table should follow.
     truth : mapping of str to float, optional
-        True values by parameter name (simulated data); ``covers_truth`` says whether the HDI holds it.
+        True values of the effects by parameter name (``bxy``, ``bzy``) or by parameter and covariate
+        (``bxy[married]``) (simulated data); ``covers_truth`` says whether the HDI holds it.
     hdi_prob : float
         Mass of the highest-density interval (default 0.94).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model, parameter, mean, sd, hdi_low, hdi_high, truth, covers_truth, r_hat, ess_bulk,
-        ess_tail, identified``.
+        Columns ``model, parameter, term, mean, sd, hdi_low, hdi_high, truth, covers_truth, r_hat,
+        ess_bulk, ess_tail, identified``; ``term`` names the x or z of a per-covariate parameter.
     """
-    truth = {k: v for k, v in (truth or {}).items() if k in EFFECTS}
     frames = []
     for fit in _as_list(fits):
         table = fit.summary(hdi_prob=hdi_prob).reset_index()
         table.insert(0, "model", fit.label)
-        table["truth"] = table["parameter"].map(truth).astype(float)
+        table["truth"] = [
+            truth_of(truth, p, t) if p in EFFECTS else None
+            for p, t in zip(table["parameter"], table["term"], strict=True)
+        ]
+        table["truth"] = table["truth"].astype(float)
         covers = (table["hdi_low"] <= table["truth"]) & (table["truth"] <= table["hdi_high"])
         table["covers_truth"] = covers.where(table["truth"].notna()).astype("boolean")
         table["identified"] = ~table["parameter"].isin(list(fit.spec.not_identified))
@@ -179,43 +222,48 @@ def _as_list(fits: Mapping[str, Fit] | Sequence[Fit]) -> list[Fit]:
     return list(fits.values()) if isinstance(fits, Mapping) else list(fits)
 
 
-__all__ = ["Fit", "compare", "estimates", "mundlak_effects", "scalar_parameters"]
+__all__ = ["Fit", "compare", "effect_terms", "estimates", "mundlak_effects", "scalar_parameters"]
 
 
 def mundlak_effects(fits: Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-    """Within, contextual and between effects of x for the Mundlak models.
+    """Within, contextual and between effects of each x for the Mundlak models.
 
     In the Mundlak model ``bxy`` is the within-group effect, ``buy`` the contextual effect of the group
     mean of x and ``bxy + buy`` the between-group effect. In the latent model u is on its own scale: since
     the group mean of x is ``ax + bux u``, its contextual effect per unit of x is ``buy / bux``. Each is
-    computed draw by draw.
+    computed draw by draw, per x. (The shared-latent model has one u for all the x, so its contextual effect
+    does not split by x and it is left out.)
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``model, effect, mean, sd, hdi_low, hdi_high``; empty when neither Mundlak model was fitted.
+        Columns ``model, term, effect, mean, sd, hdi_low, hdi_high``; empty when neither Mundlak model was
+        fitted.
     """
+    columns = ["model", "term", "effect", "mean", "sd", "hdi_low", "hdi_high"]
     rows = []
     for fit in _as_list(fits):
         if fit.model not in ("mundlak", "latent"):
             continue
         post = fit.idata.posterior
         contextual = post["buy"] if fit.model == "mundlak" else post["buy"] / post["bux"]
-        for effect, draws in (
-            ("within", post["bxy"]),
-            ("contextual", contextual),
-            ("between", post["bxy"] + contextual),
-        ):
-            values = draws.to_numpy().ravel()
-            low, high = az.hdi(values, hdi_prob=hdi_prob)
-            rows.append(
-                {
-                    "model": fit.label,
-                    "effect": effect,
-                    "mean": values.mean(),
-                    "sd": values.std(ddof=1),
-                    "hdi_low": float(low),
-                    "hdi_high": float(high),
-                }
-            )
-    return pd.DataFrame(rows, columns=["model", "effect", "mean", "sd", "hdi_low", "hdi_high"])
+        for term in fit.data.x_names:
+            for effect, draws in (
+                ("within", post["bxy"]),
+                ("contextual", contextual),
+                ("between", post["bxy"] + contextual),
+            ):
+                values = draws.sel(x_var=term).to_numpy().ravel()
+                low, high = az.hdi(values, hdi_prob=hdi_prob)
+                rows.append(
+                    {
+                        "model": fit.label,
+                        "term": term,
+                        "effect": effect,
+                        "mean": values.mean(),
+                        "sd": values.std(ddof=1),
+                        "hdi_low": float(low),
+                        "hdi_high": float(high),
+                    }
+                )
+    return pd.DataFrame(rows, columns=columns)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pandas as pd
 from rich.table import Table
 
-from groupfx.results import Fit
+from groupfx.results import Fit, effect_label, effect_terms, truth_of
 
 
 def summary_table(
@@ -16,18 +16,28 @@ def summary_table(
     comparison: pd.DataFrame,
     truth: Mapping[str, float] | None = None,
 ) -> Table:
-    """One row per model: bxy and bzy with their 94% HDI, LOO rank and diagnostics."""
+    """One row per model: each effect with its 94% HDI (the x effects, and the z effects when there are
+    at most four effects in all), LOO rank and diagnostics."""
+    first = next(iter(fits.values()))
+    terms = effect_terms(first.data)
+    if len(terms) > 4:
+        terms = [(p, t) for p, t in terms if p == "bxy"]
     title = "Estimates (mean [94% HDI])"
-    if truth:
-        title += "  truth: " + ", ".join(f"{k} = {truth[k]:g}" for k in ("bxy", "bzy") if k in truth)
+    known = [(effect_label(p, t, first.data), truth_of(truth, p, t)) for p, t in terms]
+    if any(value is not None for _, value in known):
+        title += "  truth: " + ", ".join(f"{name} = {value:g}" for name, value in known if value is not None)
     table = Table(title=title)
-    for column in ("model", "bxy", "94% HDI", "bzy", "94% HDI ", "LOO", "diagnostics"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    table.add_column("model", justify="left", no_wrap=True)
+    for name, _ in known:
+        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("94% HDI", justify="right", no_wrap=True)
+    table.add_column("LOO", justify="right", no_wrap=True)
+    table.add_column("diagnostics", justify="right", no_wrap=True)
     for fit in fits.values():
-        rows = estimates[estimates["model"] == fit.label].set_index("parameter")
+        rows = estimates[estimates["model"] == fit.label].set_index(["parameter", "term"])
         cells = []
-        for param in ("bxy", "bzy"):
-            r = rows.loc[param]
+        for key in terms:
+            r = rows.loc[key]
             mark = "" if pd.isna(r["covers_truth"]) else (" ✓" if r["covers_truth"] else " ✗")
             note = "*" if not r["identified"] else ""
             cells += [f"{r['mean']:.2f}{note}", f"[{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]{mark}"]
