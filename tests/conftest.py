@@ -25,3 +25,15 @@ def small_sim() -> groupfx.SimulatedData:
 def small_fits(small_sim) -> dict[str, groupfx.Fit]:
     """Three strategies fitted with tiny draws."""
     return groupfx.fit_all(small_sim, ["naive", "fixed", "mundlak"], warn=False, **TINY)
+
+
+@pytest.fixture(scope="session")
+def two_x_data(small_sim) -> groupfx.GroupedData:
+    """The small simulated table with a second x (also driven by U) and a second z."""
+    import numpy as np
+
+    frame = small_sim.to_frame()
+    rng = np.random.default_rng(11)
+    frame["x2"] = -0.5 * frame["ug"] + rng.normal(size=len(frame))
+    frame["z2"] = rng.normal(size=small_sim.data.n_groups)[frame["group"].to_numpy()]
+    return groupfx.GroupedData.from_frame(frame, x=["x", "x2"], z=["z", "z2"])

@@ -153,6 +153,7 @@ def user_csv(tmp_path_factory):
     frame = groupfx.simulate(n_groups=6, n_units=240, seed=8).to_frame()
     frame = frame.rename(columns={"y": "passed", "x": "hours", "group": "school", "z": "funding"})
     frame["school"] = "school-" + frame["school"].astype(str)
+    frame["attendance"] = np.random.default_rng(3).uniform(0.5, 1.0, size=len(frame))
     path = tmp_path_factory.mktemp("user") / "pupils.csv"
     frame.drop(columns="ug").to_csv(path, index=False)
     return path
@@ -184,8 +185,9 @@ def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
     ("args", "message"),
     [
         (["--y", "grade"], "Column 'grade' (outcome) is not in the table"),
-        (["--y", "hours"], "Column 'hours' (outcome) must be 0 or 1"),
-        (["--z", "hours"], "Column 'hours' (group-level covariate) varies within group"),
+        (["--y", "funding"], "Column 'funding' (outcome) must be 0 or 1"),
+        (["--z", "attendance"], "Column 'attendance' (group-level covariate) varies within group"),
+        (["--z", "hours"], "Column 'hours' is given two roles"),
     ],
 )
 def test_fit_refuses_bad_data_in_one_line_and_writes_nothing(user_csv, tmp_path, args, message):

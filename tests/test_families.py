@@ -156,4 +156,4 @@ def test_mundlak_between_effect_is_the_between_regression():
     assert between["mean"] > within["mean"] + 5 * within["sd"]  # U confounds the comparison of groups
     latent = table.loc[("Latent Mundlak", "between")]
     assert abs(latent["mean"] - between["mean"]) < 2 * between["sd"]
-    assert groupfx.mundlak_effects([fits["mundlak"]]).shape == (3, 6)
+    assert groupfx.mundlak_effects([fits["mundlak"]]).shape == (3, 7)

@@ -59,12 +59,13 @@ def test_disagreeing_chains_are_flagged_by_rhat():
 def test_estimates_table(small_fits, small_sim):
     table = groupfx.estimates(small_fits, small_sim.truth)
     assert list(table.columns) == [
-        "model", "parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth",
+        "model", "parameter", "term", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth",
         "r_hat", "ess_bulk", "ess_tail", "identified",
     ]  # fmt: skip
     assert list(table["model"].unique()) == ["Naive", "Fixed effects", "Mundlak"]
     bxy = table[table.parameter == "bxy"]
-    assert (bxy.truth == 0).all()
+    assert (bxy.truth == 0).all() and (bxy.term == "x").all()
+    assert (table[table.parameter == "tau"].term == "").all()
     expected = (bxy.hdi_low <= 0) & (bxy.hdi_high >= 0)
     assert (bxy.covers_truth.astype(bool) == expected).all()
     assert table[table.parameter == "buy"].truth.isna().all()

@@ -1,6 +1,7 @@
 import numpy as np
 import nutpie
 import pymc as pm
+import pytensor.tensor as pt
 import pytest
 
 import groupfx
@@ -15,6 +16,7 @@ EXPECTED_FREE = {
     "multilevel": {"abar", "tau", "e", "bxy", "bzy"},
     "mundlak": {"abar", "tau", "e", "bxy", "bzy", "buy"},
     "latent": {"abar", "tau", "e", "bxy", "bzy", "buy", "bux", "ax", "sigma", "m"},
+    "latent_shared": {"abar", "tau", "e", "bxy", "bzy", "buy", "bux", "ax", "sigma", "m"},
 }
 
 
@@ -24,7 +26,7 @@ def test_models_have_the_designed_parameters_and_no_per_unit_draws(name, small_s
     assert {rv.name for rv in model.free_RVs} == EXPECTED_FREE[name]
     n = small_sim.data.n_units
     for deterministic in model.deterministics:  # only group-sized ones (the latent model's u)
-        assert model.named_vars_to_dims[deterministic.name] == ("group",)
+        assert model.named_vars_to_dims[deterministic.name] in {("group",), ("group", "x_var")}
     for rv in model.free_RVs:
         assert n not in tuple(model.initial_point()[model.rvs_to_values[rv].name].shape)
     assert OUTCOME in model.named_vars
@@ -76,25 +78,42 @@ def test_vectorised_loglik_equals_pymc_reference(name, small_sim):
     np.testing.assert_allclose(ours.to_numpy(), reference.to_numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
-    """The latent model's x-likelihood by group statistics differs from the per-unit one by a constant."""
+@pytest.mark.parametrize("name", ["latent", "latent_shared"])
+def test_latent_sufficient_statistics_give_the_unit_level_likelihood(name, two_x_data):
+    """The latent models' x-likelihood by group statistics differs from the per-unit one by a constant."""
     from groupfx.families import get_family
-    from groupfx.models import _coords, _data_containers, _group_intercepts, build_latent
+    from groupfx.models import _coords, _data_containers, _group_intercepts
     from groupfx.priors import resolve_priors
 
-    data, priors = small_sim.data, resolve_priors()
-    with pm.Model(coords=_coords(data)) as per_unit:
+    data, priors = two_x_data, resolve_priors()
+    coords = _coords(data) | {"x_other": list(data.x_names[1:])}
+    with pm.Model(coords=coords) as per_unit:
         d = _data_containers(data)
         a = _group_intercepts(priors)
-        slopes = {name: priors[name].create(name) for name in ("bxy", "bzy", "buy", "bux", "ax", "sigma")}
-        m = pm.Normal("m", mu=slopes["ax"], sigma=slopes["bux"], dims="group")
-        u = (m - slopes["ax"]) / slopes["bux"]
+        bxy = pm.Normal("bxy", dims="x_var")
+        bzy = pm.Normal("bzy", dims="z_var")
+        ax = pm.Normal("ax", dims="x_var")
+        sigma = pm.Exponential("sigma", 1, dims="x_var")
+        if name == "latent":
+            buy = pm.Normal("buy", dims="x_var")
+            bux = pm.HalfNormal("bux", dims="x_var")
+            means = pm.Normal("m", mu=ax, sigma=bux, dims=("group", "x_var"))
+            confounder = pt.sum((means - ax) / bux * buy, axis=1)
+        else:
+            buy = pm.Normal("buy")
+            bux = pm.HalfNormal("bux")
+            bux_other = pm.Normal("bux_other", dims="x_other")
+            m = pm.Normal("m", mu=ax[0], sigma=bux, dims="group")
+            u = (m - ax[0]) / bux
+            means = ax + u[:, None] * pt.concatenate([bux[None], bux_other])
+            confounder = buy * u
         g = d["g"]
-        pm.Normal("x_obs", mu=m[g], sigma=slopes["sigma"], observed=d["x"], dims="unit")
-        eta = a[g] + slopes["bxy"] * d["x"] + slopes["bzy"] * d["z"][g] + slopes["buy"] * u[g]
+        pm.Normal("x_obs", mu=means[g], sigma=sigma, observed=d["x"], dims=("unit", "x_var"))
+        eta = (a + pt.dot(d["z"], bzy) + confounder)[g] + pt.dot(d["x"], bxy)
         get_family("bernoulli").outcome(eta, d, priors)
-    by_group = build_latent(data, priors, get_family("bernoulli"))
+    by_group = groupfx.build_model(name, data)
     logp_unit, logp_group = per_unit.compile_logp(), by_group.compile_logp()
+    assert set(per_unit.initial_point()) == set(by_group.initial_point())
     rng = np.random.default_rng(0)
     differences = []
     for _ in range(6):
@@ -103,6 +122,25 @@ def test_latent_sufficient_statistics_give_the_unit_level_likelihood(small_sim):
     assert np.ptp(differences) < 1e-8
     # and the logp itself moves between points, so the check is not vacuous
     assert np.ptp([logp_unit({k: v + s for k, v in per_unit.initial_point().items()}) for s in (0, 1)]) > 1
+
+
+def test_several_x_and_z_get_one_coefficient_each(two_x_data):
+    for name in ("naive", "fixed", "mundlak", "latent"):
+        model = groupfx.build_model(name, two_x_data)
+        point = model.initial_point()
+        assert point["bxy"].shape == (2,) and point["bzy"].shape == (2,)
+        assert list(model.coords["x_var"]) == ["x", "x2"] and list(model.coords["z_var"]) == ["z", "z2"]
+    shared = groupfx.build_model("latent_shared", two_x_data)
+    assert shared.initial_point()["m"].shape == (two_x_data.n_groups,)
+    assert shared.initial_point()["bux_other"].shape == (1,)  # the second x's loading is free in sign
+
+
+def test_without_z_there_is_no_bzy(small_sim):
+    frame = small_sim.data.to_frame()
+    data = groupfx.GroupedData.from_frame(frame, x="x", z=None)
+    for name in MODELS:
+        model = groupfx.build_model(name, data)
+        assert "bzy" not in model.named_vars and "z_var" not in model.coords
 
 
 def test_latent_u_is_standard_normal_a_priori(small_sim):

@@ -74,7 +74,9 @@ def test_x_by_group_marks_group_means(sim):
     (ax,) = data_axes(fig)
     units, means = ax.collections
     assert len(units.get_offsets()) == data.n_units
-    np.testing.assert_allclose(means.get_offsets(), np.column_stack([np.arange(data.n_groups), data.xbar]))
+    np.testing.assert_allclose(
+        means.get_offsets(), np.column_stack([np.arange(data.n_groups), data.xbar[:, 0]])
+    )
     assert ax.get_ylabel() == "x"
 
 
@@ -83,7 +85,7 @@ def test_y_by_x_jitters_points_and_draws_binned_share(sim):
     fig = plots.plot_y_by_x(data, jitter=0.04)
     (ax,) = data_axes(fig)
     points = np.asarray(ax.collections[0].get_offsets())
-    np.testing.assert_allclose(points[:, 0], data.x)
+    np.testing.assert_allclose(points[:, 0], data.x[:, 0])
     offset = points[:, 1] - data.y
     assert np.all(np.abs(offset) <= 0.04) and np.any(offset != 0)
     (line,) = ax.lines

@@ -40,8 +40,9 @@ def test_a_good_table_round_trips_with_its_labels(tmp_path):
         data = read(source)
         assert data.n_units == 24 and data.n_groups == 4
         assert list(data.group_labels) == ["s0", "s1", "s2", "s3"]
-        np.testing.assert_allclose(data.x, frame.hours)
-        assert data.names == {"y": "passed", "x": "hours", "group": "school", "z": "funding"}
+        np.testing.assert_allclose(data.x[:, 0], frame.hours)
+        assert data.names == {"y": "passed", "group": "school"}
+        assert data.x_names == ("hours",) and data.z_names == ("funding",)
 
 
 @pytest.mark.parametrize(

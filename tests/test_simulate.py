@@ -37,7 +37,7 @@ def test_default_sizes_and_truth(seed_sim):
 
 def test_x_is_confounded_by_u(seed_sim):
     # X ~ Normal(U, 1) with about 67 units a group: the group mean of x tracks U closely.
-    corr = np.corrcoef(seed_sim.data.xbar, seed_sim.ug)[0, 1]
+    corr = np.corrcoef(seed_sim.data.xbar[:, 0], seed_sim.ug)[0, 1]
     assert corr > 0.95
 
 
@@ -48,7 +48,7 @@ def test_every_setting_is_a_parameter():
     # Without confounding, x is Normal(0, 1) around zero in every group.
     assert abs(sim.data.x.mean()) < 0.1
     # A strong effect of x shows in the outcome: y = 1 is more common where x is high.
-    y, x = sim.data.y, sim.data.x
+    y, x = sim.data.y, sim.data.x[:, 0]
     assert y[x > 1].mean() - y[x < -1].mean() > 0.3
 
 

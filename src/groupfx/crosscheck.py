@@ -138,10 +138,15 @@ def within_estimate(
     if n_used == 0:
         notes.append("no group carries within information")
     elif varies.any():
-        fitted, fit_notes = _guarded_fit(family, y, x[:, varies], codes, trials, exposure)
-        notes.extend(fit_notes)
-        if fitted is not None:
-            estimate[varies], se[varies] = fitted
+        if np.linalg.matrix_rank(_demean(x[:, varies], codes)) < varies.sum():
+            notes.append(
+                "the covariates are collinear within groups: their within effects are not identified"
+            )
+        else:
+            fitted, fit_notes = _guarded_fit(family, y, x[:, varies], codes, trials, exposure)
+            notes.extend(fit_notes)
+            if fitted is not None:
+                estimate[varies], se[varies] = fitted
     notes = list(dict.fromkeys(notes))  # de-duplicate, keep order
     return _table(names, estimate, se, _METHODS[family], n_used, ["; ".join(r + notes) for r in row_notes])
 
