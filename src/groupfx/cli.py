@@ -183,6 +183,8 @@ def _console():
 
 
 def _print_summary(fits, table, comparison, truth, report: Path, started: float) -> None:
+    from rich.markup import escape
+
     from groupfx.diagnostics import condense
     from groupfx.summary import summary_table
 
@@ -190,8 +192,8 @@ def _print_summary(fits, table, comparison, truth, report: Path, started: float)
     console.print(summary_table(fits, table, comparison, truth))
     for fit in fits.values():
         for line in condense(fit.issues):
-            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
-    console.print(f"Report: {report}  ({time.perf_counter() - started:.0f} s)")
+            console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False)
+    console.print(f"Report: {escape(str(report))}  ({time.perf_counter() - started:.0f} s)")
 
 
 def _sampler(args: argparse.Namespace):
@@ -232,6 +234,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
 def run_fit_command(args: argparse.Namespace) -> int:
     """Run ``groupfx fit``."""
+    from rich.markup import escape
+
     from groupfx.fitting import fit_all
     from groupfx.models import DEFAULT_MODELS
     from groupfx.outputs import write_report
@@ -262,7 +266,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
     console = _console()
     for warning in caught:
         if issubclass(warning.category, DataWarning):
-            console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {escape(str(warning.message))}", highlight=False)
     x_text, y_name, group_name = ", ".join(data.x_names), data.names["y"], data.names["group"]
     title = f"groupfx: the effect of {x_text} on {y_name}, grouped by {group_name}"
     verb = "is a group-level covariate" if data.n_z == 1 else "are group-level covariates"

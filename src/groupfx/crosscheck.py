@@ -48,7 +48,10 @@ import pandas as pd
 from scipy.special import gammaln
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-__all__ = ["COLUMNS", "CONSTANT_NOTE", "within_estimate"]
+from groupfx.data import GroupedData
+from groupfx.results import Fit
+
+__all__ = ["COLUMNS", "CONSTANT_NOTE", "side_by_side", "within_estimate", "within_for"]
 
 COLUMNS = ("term", "estimate", "se", "ci_low", "ci_high", "method", "n_used", "note")
 """Columns of the table that :func:`within_estimate` returns."""
@@ -381,3 +384,49 @@ def _table(names, estimate, se, method, n_used, notes) -> pd.DataFrame:
         },
         columns=list(COLUMNS),
     )
+
+
+WITHIN_MODELS = ("fixed", "mundlak", "latent", "latent_shared")
+"""The strategies whose ``bxy`` estimates the within-group effect, shown beside the frequentist one."""
+
+
+def within_for(data: GroupedData, family: str) -> pd.DataFrame:
+    """:func:`within_estimate` of every x of ``data`` under ``family``."""
+    return within_estimate(
+        np.asarray(data.y, dtype=float),
+        data.x,
+        data.group,
+        data.x_names,
+        family,
+        trials=data.trials,
+        exposure=data.exposure,
+    )
+
+
+def side_by_side(fits: Sequence[Fit], within: pd.DataFrame) -> pd.DataFrame:
+    """The frequentist within estimate of each x beside the Bayesian within-effect models' ``bxy``.
+
+    Parameters
+    ----------
+    fits : sequence of Fit
+        The fits; those of :data:`WITHIN_MODELS` get a column pair each (posterior mean and sd).
+    within : pandas.DataFrame
+        The table of :func:`within_estimate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``term``: ``within (se)``'s estimate, se and method, then ``<model> mean`` and
+        ``<model> sd`` per within-effect model, and the note.
+    """
+    table = within.set_index("term")[["estimate", "se", "method"]].rename(
+        columns={"estimate": "within estimate", "se": "within se"}
+    )
+    for fit in fits:
+        if fit.model not in WITHIN_MODELS:
+            continue
+        draws = fit.idata.posterior["bxy"]
+        table[f"{fit.label} mean"] = [float(draws.sel(x_var=term).mean()) for term in table.index]
+        table[f"{fit.label} sd"] = [float(draws.sel(x_var=term).std()) for term in table.index]
+    table["note"] = within.set_index("term")["note"]
+    return table

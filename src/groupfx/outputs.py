@@ -10,6 +10,7 @@ import pandas as pd
 import pymc as pm
 
 from groupfx import plots
+from groupfx.crosscheck import side_by_side, within_for
 from groupfx.data import GroupedData
 from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
@@ -69,6 +70,7 @@ def write_report(
     The folder gets ``report.html`` (self-contained), ``figures/*.png`` (and model graphs),
     ``estimates.csv``, ``loo.csv``, ``fits.csv`` (timings and diagnostics per model),
     ``mundlak_effects.csv`` (within, contextual and between effects, when a Mundlak model is fitted),
+    ``crosscheck.csv`` (the frequentist within estimate of each x, :mod:`groupfx.crosscheck`),
     ``data.csv`` and ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
     place only when complete, so a failure leaves no half-written folder.
 
@@ -97,8 +99,10 @@ def write_report(
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         say("tables")
-        table = estimates(fits, truth)
+        within = within_for(data, fits[0].family)
+        table = estimates(fits, truth, within=within)
         comparison = compare(fits)
+        write_csv(within, tmp / "crosscheck.csv", index=False)
         write_csv(table, tmp / "estimates.csv", index=False)
         write_csv(run_table(fits), tmp / "fits.csv", index=False)
         decomposition = mundlak_effects(fits)
@@ -164,6 +168,7 @@ def write_report(
             estimates=table,
             comparison=comparison,
             decomposition=decomposition,
+            crosscheck=side_by_side(fits, within),
             figures=paths,
             graphs=graphs,
             truth=truth,

@@ -125,6 +125,7 @@ def render_report(
     comparison: pd.DataFrame,
     figures: Mapping[str, Path],
     decomposition: pd.DataFrame | None = None,
+    crosscheck: pd.DataFrame | None = None,
     graphs: Mapping[str, GraphFile],
     truth: Mapping[str, float] | None = None,
     title: str = "groupfx report",
@@ -142,7 +143,7 @@ def render_report(
     def image(key: str, alt: str) -> EmbeddedImage:
         return EmbeddedImage.from_file(figures[key], alt)
 
-    columns = [c for c in ESTIMATE_COLUMNS if c not in ("model", "identified")]
+    columns = [c for c in ESTIMATE_COLUMNS if c not in ("model", "identified", "within_estimate")]
     if not truth:
         columns = [c for c in columns if c not in ("truth", "covers_truth")]
     models = []
@@ -222,6 +223,7 @@ def render_report(
         decomposition=None
         if decomposition is None or decomposition.empty
         else _table(decomposition.set_index(["model", "term", "effect"])),
+        crosscheck=None if crosscheck is None else _table(crosscheck),
         loo_figure=image("loo_compare", "LOO comparison"),
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
 from groupfx.data import GroupedData
@@ -31,6 +32,7 @@ ESTIMATE_COLUMNS = (
     "ess_bulk",
     "ess_tail",
     "identified",
+    "within_estimate",
 )
 """Columns of the estimates table (``estimates.csv``), in order."""
 EFFECTS = ("bxy", "bzy")
@@ -173,6 +175,7 @@ def estimates(
     fits: Mapping[str, Fit] | Sequence[Fit],
     truth: Mapping[str, float] | None = None,
     hdi_prob: float = HDI_PROB,
+    within: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per model and scalar parameter: estimate, interval, truth and diagnostics.
 
@@ -185,12 +188,16 @@ def estimates(
         (``bxy[married]``) (simulated data); ``covers_truth`` says whether the HDI holds it.
     hdi_prob : float
         Mass of the highest-density interval (default 0.94).
+    within : pandas.DataFrame, optional
+        The frequentist within estimates of :func:`groupfx.crosscheck.within_estimate`; their estimate
+        of each x fills ``within_estimate`` on the ``bxy`` rows (NaN elsewhere).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``model, parameter, term, mean, sd, hdi_low, hdi_high, truth, covers_truth, r_hat,
-        ess_bulk, ess_tail, identified``; ``term`` names the x or z of a per-covariate parameter.
+        ess_bulk, ess_tail, identified, within_estimate``; ``term`` names the x or z of a per-covariate
+        parameter.
     """
     frames = []
     for fit in _as_list(fits):
@@ -204,6 +211,11 @@ def estimates(
         covers = (table["hdi_low"] <= table["truth"]) & (table["truth"] <= table["hdi_high"])
         table["covers_truth"] = covers.where(table["truth"].notna()).astype("boolean")
         table["identified"] = ~table["parameter"].isin(list(fit.spec.not_identified))
+        cross = {} if within is None else dict(zip(within["term"], within["estimate"], strict=True))
+        table["within_estimate"] = [
+            cross.get(t, np.nan) if p == "bxy" else np.nan
+            for p, t in zip(table["parameter"], table["term"], strict=True)
+        ]
         frames.append(table)
     return pd.concat(frames, ignore_index=True)[list(ESTIMATE_COLUMNS)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 from groupfx.results import Fit, effect_label, effect_terms, truth_of
@@ -26,10 +27,10 @@ def summary_table(
     known = [(effect_label(p, t, first.data), truth_of(truth, p, t)) for p, t in terms]
     if any(value is not None for _, value in known):
         title += "  truth: " + ", ".join(f"{name} = {value:g}" for name, value in known if value is not None)
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("model", justify="left", no_wrap=True)
     for name, _ in known:
-        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column(escape(name), justify="right", no_wrap=True)
         table.add_column("94% HDI", justify="right", no_wrap=True)
     table.add_column("LOO", justify="right", no_wrap=True)
     table.add_column("diagnostics", justify="right", no_wrap=True)
@@ -40,7 +41,7 @@ def summary_table(
             r = rows.loc[key]
             mark = "" if pd.isna(r["covers_truth"]) else (" ✓" if r["covers_truth"] else " ✗")
             note = "*" if not r["identified"] else ""
-            cells += [f"{r['mean']:.2f}{note}", f"[{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]{mark}"]
+            cells += [f"{r['mean']:.2f}{note}", escape(f"[{r['hdi_low']:.2f}, {r['hdi_high']:.2f}]{mark}")]
         rank = int(comparison.loc[fit.label, "rank"]) + 1
         diagnostics = "ok" if not fit.issues else f"[yellow]{len(fit.issues)} issues[/yellow]"
         table.add_row(fit.label, *cells, str(rank), diagnostics)
