@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= groupfx-demo
 
-.PHONY: install demo test test-fast lint format bench lock clean
+.PHONY: install demo example test test-fast lint format bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/groupfx demo --out $(OUT)
+
+# The real-data example at full draws (a few minutes): union membership and log wages on marriage.
+example: $(STAMP)
+	GROUPFX=$(BIN)/groupfx bash examples/wage_panel.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

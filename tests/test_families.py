@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import groupfx
+from groupfx.crosscheck import within_for
 from groupfx.errors import InputError
 
 
@@ -37,11 +38,33 @@ def test_gaussian_fixed_effects_and_mundlak_equal_the_within_estimator():
         data, ["fixed", "mundlak", "naive"], family="gaussian", draws=1000, tune=1000, chains=2, warn=False
     )
     within = within_estimate(frame)
+    panel_ols = within_for(data, "gaussian").set_index("term").loc["x"]
+    assert panel_ols["method"].startswith("linearmodels PanelOLS")
+    assert abs(panel_ols["estimate"] - within) < 1e-8  # the library's within estimator is the textbook one
     for name in ("fixed", "mundlak"):
         bxy = fits[name].idata.posterior["bxy"]
         assert abs(float(bxy.mean()) - within) < 0.1 * float(bxy.std()), name
+    # the posterior sd is the frequentist standard error (flat-enough priors, Gaussian likelihood)
+    assert abs(float(fits["fixed"].idata.posterior["bxy"].std()) / panel_ols["se"] - 1) < 0.1
     # the naive slope absorbs U: far from the within estimate and the truth 0.5
     assert float(fits["naive"].idata.posterior["bxy"].mean()) > 1.2
+
+
+@pytest.mark.slow
+def test_bernoulli_fixed_effects_agree_with_conditional_logit_in_large_groups():
+    def outcome(x, u, z, rng):
+        return rng.binomial(1, 1 / (1 + np.exp(-(-0.5 + 0.5 * x + 1.0 * u + 0.3 * z))))
+
+    frame = grouped_frame(40, 60, seed=6, outcome=outcome)
+    data = groupfx.read_data(frame, y="y", x="x", group="g", z="z")
+    fits = groupfx.fit_all(data, ["fixed", "naive"], draws=1000, tune=1000, chains=2, warn=False)
+    clogit = within_for(data, "bernoulli").set_index("term").loc["x"]
+    assert clogit["method"] == "statsmodels ConditionalLogit"
+    bxy = fits["fixed"].idata.posterior["bxy"]
+    assert abs(float(bxy.mean()) - clogit["estimate"]) < float(bxy.std())
+    assert abs(clogit["estimate"] - 0.5) < 3 * clogit["se"]
+    naive = fits["naive"].idata.posterior["bxy"]  # confounded: far from the conditional logit
+    assert float(naive.mean()) - clogit["estimate"] > 3 * float(naive.std())
 
 
 def test_poisson_mundlak_recovers_bxy_where_naive_is_confounded():

@@ -2,6 +2,7 @@ import warnings
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
 
 import groupfx
@@ -135,3 +136,27 @@ def test_conclusions_follow_the_estimates_table(small_fits, small_sim):
     )
     # bzy of fixed effects is not identified, so it is left out of the interval sentences
     assert not any("bzy" in line and "Fixed effects" in line and "HDI" in line for line in lines)
+
+
+def test_several_x_and_z_flow_through_tables_figures_and_report(two_x_data, tmp_path):
+    fits = groupfx.fit_all(two_x_data, ["fixed", "mundlak", "latent_shared"], warn=False, **TINY)
+    table = groupfx.estimates(
+        fits, truth={"bxy": 0.0, "bxy[x2]": 0.0}, within=groupfx.within_for(two_x_data, "bernoulli")
+    )
+    bxy = table[table.parameter == "bxy"]
+    assert list(bxy.term) == ["x", "x2"] * 3 and (bxy.truth == 0).all() and bxy.within_estimate.notna().all()
+    assert list(table[table.parameter == "bzy"].term) == ["z", "z2"] * 3
+    assert table[table.parameter == "bzy"].truth.isna().all()
+    assert not table[(table.model == "Fixed effects") & (table.parameter == "bzy")].identified.any()
+    shared = table[table.model == "Latent Mundlak (shared u)"]
+    assert set(shared[shared.parameter == "bux_other"].term) == {"x2"}
+    effects = groupfx.mundlak_effects(fits)
+    assert set(effects.term) == {"x", "x2"} and set(effects.model) == {"Mundlak"}
+    within = effects[effects.effect == "within"].set_index("term")["mean"]
+    posterior = fits["mundlak"].idata.posterior["bxy"].mean(("chain", "draw"))
+    np.testing.assert_allclose(within.loc[["x", "x2"]], posterior.sel(x_var=["x", "x2"]))
+    report = groupfx.write_report(fits, tmp_path / "out")
+    page = report.read_text()
+    assert "bxy[x2]" in page and "bzy[z2]" in page and "Frequentist cross-check" in page
+    crosscheck = pd.read_csv(tmp_path / "out" / "crosscheck.csv")
+    assert list(crosscheck.term) == ["x", "x2"]

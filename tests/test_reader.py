@@ -143,3 +143,134 @@ def test_malformed_tables_give_a_clean_error_or_valid_data(rows, data, drop):
         assert result.n_groups >= 2
         assert set(np.unique(result.y)) <= {0, 1}
         assert np.isfinite(result.x).all() and np.isfinite(result.z).all()
+
+
+def wide_frame(seed: int = 1) -> pd.DataFrame:
+    """The good frame with a second unit-level variable and a second group-level covariate."""
+    frame = good_frame(n_groups=5, per_group=6, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    frame["sleep"] = rng.normal(7, 1, size=len(frame))
+    frame["size"] = frame.school.map({f"s{g}": float(10 * g + 3) for g in range(5)})
+    return frame.sample(frac=1, random_state=seed).reset_index(drop=True)  # groups interleaved
+
+
+def read_wide(frame, **columns):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return read_data(frame, **{"y": "passed", "group": "school"} | columns)
+
+
+def test_several_x_and_z_keep_their_columns_and_names():
+    frame = wide_frame()
+    data = read_wide(frame, x=["sleep", "hours"], z=["size", "funding"])
+    assert data.x.shape == (30, 2) and data.z.shape == (5, 2)
+    assert data.n_x == 2 and data.n_z == 2
+    assert data.x_names == ("sleep", "hours") and data.z_names == ("size", "funding")
+    np.testing.assert_allclose(data.x, frame[["sleep", "hours"]].to_numpy())
+    np.testing.assert_array_equal(data.y, frame.passed)
+    assert list(data.group_labels) == [f"s{g}" for g in range(5)]
+    means = frame.groupby("school")[["sleep", "hours"]].mean().loc[list(data.group_labels)]
+    np.testing.assert_allclose(data.xbar, means.to_numpy())
+    per_group = frame.groupby("school")[["size", "funding"]].first().loc[list(data.group_labels)]
+    np.testing.assert_allclose(data.z, per_group.to_numpy())
+    np.testing.assert_allclose(data.z[:, 0], [3.0, 13.0, 23.0, 33.0, 43.0])
+    np.testing.assert_array_equal(data.group_labels[data.group], frame.school)
+
+
+def test_a_single_name_is_one_column():
+    data = read_wide(wide_frame(), x="hours", z="size")
+    assert data.x.shape == (30, 1) and data.z.shape == (5, 1)
+    assert data.x_names == ("hours",) and data.z_names == ("size",)
+
+
+def test_no_z_gives_a_model_without_bzy():
+    import groupfx
+
+    frame = wide_frame()
+    for z in (None, []):
+        data = read_wide(frame, x=["hours", "sleep"], z=z)
+        assert data.n_z == 0 and data.z.shape == (5, 0) and data.z_names == ()
+        model = groupfx.build_model("naive", data)
+        assert "bzy" not in model.named_vars and "bxy" in model.named_vars
+        assert model["bxy"].eval().shape == (2,)
+    with_z = groupfx.build_model("naive", read_wide(frame, x=["hours"], z=["size", "funding"]))
+    assert with_z["bzy"].eval().shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"x": ["hours", "size"], "z": ["funding"]},
+         r"Column 'size' \(unit-level variable\) never varies within any group.*pass it as --z"),
+        ({"x": ["hours"], "z": ["funding", "sleep"]},
+         r"Column 'sleep' \(group-level covariate\) varies within group 's\d' \(rows? \d.*--x"),
+        ({"x": ["hours"], "z": ["funding", "hours"]}, r"Column 'hours' is given two roles"),
+        ({"x": ["hours", "sleep", "hours"]}, r"Column 'hours' is given two roles"),
+        ({"x": ["hours", "passed"]}, r"Column 'passed' is given two roles"),
+        ({"x": ["hours"], "z": ["school"]}, r"Column 'school' is given two roles"),
+        ({"x": ["hours"], "z": ["funding", "budget"]},
+         r"Column 'budget' \(group-level covariate\) is not in the table.*--z"),
+        ({"x": ["hours", "effort"]}, r"Column 'effort' \(unit-level variable\) is not in the table.*--x"),
+    ],
+)  # fmt: skip
+def test_problems_with_several_columns_name_the_column(columns, message):
+    with pytest.raises(InputError, match=message) as caught:
+        read_wide(wide_frame(), **columns)
+    assert "\n" not in str(caught.value)
+
+
+corruption = st.sampled_from([np.nan, None, np.inf, -np.inf, "n/a", "", "1,5"])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_x=st.integers(1, 3),
+    n_z=st.integers(0, 2),
+    n_groups=st.integers(1, 4),
+    per_group=st.integers(1, 4),
+    corrupt=st.booleans(),
+    dropna=st.booleans(),
+    data=st.data(),
+)
+def test_random_tables_with_several_columns_give_valid_data_or_one_clean_error(
+    n_x, n_z, n_groups, per_group, corrupt, dropna, data
+):
+    from hypothesis import event  # labels the two outcomes in --hypothesis-show-statistics
+
+    n = n_groups * per_group
+    values = st.floats(-5, 5, allow_nan=False, allow_infinity=False)
+    group = np.repeat([f"g{g}" for g in range(n_groups)], per_group)
+    frame = pd.DataFrame({"g": group, "y": data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))})
+    x = [f"x{k}" for k in range(n_x)]
+    z = [f"z{j}" for j in range(n_z)]
+    for column in x:
+        frame[column] = data.draw(st.lists(values, min_size=n, max_size=n))
+    for column in z:
+        frame[column] = np.repeat(
+            data.draw(st.lists(values, min_size=n_groups, max_size=n_groups)), per_group
+        )
+    if corrupt:
+        column = data.draw(st.sampled_from(list(frame.columns)))
+        rows = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3))
+        frame[column] = frame[column].astype(object)
+        for row in rows:
+            frame.loc[row, column] = data.draw(corruption)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            result = read_data(frame, y="y", x=x, group="g", z=z or None, dropna=dropna)
+    except InputError as error:
+        event("InputError")
+        assert str(error) and "\n" not in str(error)
+    else:
+        event("valid data")
+        assert result.n_x == n_x and result.n_z == n_z
+        assert result.x_names == tuple(x) and result.z_names == tuple(z)
+        assert result.n_groups >= 2 and result.x.shape == (result.n_units, n_x)
+        assert result.z.shape == (result.n_groups, n_z)
+        assert set(np.unique(result.y)) <= {0, 1}
+        assert np.isfinite(result.x).all() and np.isfinite(result.z).all()
+        spread = pd.DataFrame(result.x).groupby(result.group).agg(lambda v: v.max() - v.min())
+        assert (spread.to_numpy() > 0).any(axis=0).all()  # every x varies within some group
+        if not corrupt:
+            assert result.n_units == n

@@ -1,18 +1,21 @@
 """groupfx: causal effects in grouped data under group-level confounding.
 
-The public API: simulate data from the seed study's causal graph, fit the five strategies (naive, fixed
-effects, multilevel, Mundlak, latent Mundlak) with PyMC and nutpie, tabulate and compare them, plot them,
-and write a report.
+The public API: simulate data from the seed study's causal graph or read your own table (columns or a
+formula, one or more x and any z), fit the five strategies (naive, fixed effects, multilevel, Mundlak,
+latent Mundlak) with PyMC and nutpie, tabulate and compare them, cross-check them against the frequentist
+within estimator, plot them, and write a report.
 """
 
 from importlib.metadata import version as _version
 
+from groupfx.crosscheck import within_estimate, within_for
 from groupfx.data import GroupedData
+from groupfx.datasets import load_dataset
 from groupfx.errors import DiagnosticWarning, GroupfxError, InputError, UnknownModelError
 from groupfx.fitting import fit, fit_all
-from groupfx.models import MODELS, build_model
+from groupfx.models import DEFAULT_MODELS, MODELS, build_model
 from groupfx.outputs import write_report
-from groupfx.priors import DEFAULT_PRIORS, Prior
+from groupfx.priors import DEFAULT_PRIORS, Prior, load_priors
 from groupfx.reader import DataWarning, read_data
 from groupfx.results import Fit, compare, estimates, mundlak_effects
 from groupfx.sampling import SamplerSettings
@@ -21,6 +24,7 @@ from groupfx.simulate import SimulatedData, SimulationSettings, simulate
 __version__ = _version("groupfx")
 
 __all__ = [
+    "DEFAULT_MODELS",
     "DEFAULT_PRIORS",
     "MODELS",
     "DataWarning",
@@ -40,8 +44,12 @@ __all__ = [
     "estimates",
     "fit",
     "fit_all",
+    "load_dataset",
+    "load_priors",
     "mundlak_effects",
     "read_data",
     "simulate",
+    "within_estimate",
+    "within_for",
     "write_report",
 ]

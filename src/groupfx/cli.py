@@ -129,7 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--out", type=Path, default=Path("groupfx-fit"), help="output folder (groupfx-fit)")
     _add_sampling_options(fit)
+    dataset = sub.add_parser(
+        "dataset",
+        help="write a packaged real data set to CSV (no network needed)",
+        description="Write a real panel data set that ships with an installed package to a CSV file.",
+    )
+    dataset.add_argument("name", nargs="?", default=None, help="data set name; leave out to list them")
+    dataset.add_argument("--out", type=Path, default=None, help="CSV file to write (NAME.csv)")
     return parser
+
+
+def run_dataset_command(args: argparse.Namespace) -> int:
+    """Run ``groupfx dataset``: list the data sets, or write one to CSV."""
+    from groupfx.datasets import DATASETS, write_dataset
+
+    if args.name is None:
+        for name, (_, description) in DATASETS.items():
+            print(f"{name:<12} {description}")
+        return 0
+    path = write_dataset(args.name, args.out or Path(f"{args.name}.csv"))
+    print(f"Wrote {path}")
+    return 0
 
 
 def _int_at_least_two(text: str) -> int:
@@ -318,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo_command(args)
         if args.command == "fit":
             return run_fit_command(args)
+        if args.command == "dataset":
+            return run_dataset_command(args)
     except InputError as error:
         print(f"groupfx: error: {error}", file=sys.stderr)
         return EXIT_USAGE

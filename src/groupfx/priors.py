@@ -135,11 +135,18 @@ def load_priors(path: str | Path) -> dict[str, Prior]:
                 f'{where} must be a table with distribution = "Normal" (or another) and its arguments.'
             )
         arguments = {key: value for key, value in table.items() if key != "distribution"}
-        prior = Prior(str(table["distribution"]), **arguments)
+        try:
+            prior = Prior(str(table["distribution"]), **arguments)
+        except InputError as error:
+            raise InputError(f"{where}: {error}") from None
         try:
             getattr(pm, prior.distribution).dist(**arguments)
-        except (TypeError, ValueError) as error:
-            raise InputError(f"{where}: {prior.describe()} is not a valid prior ({error}).") from None
+        except Exception as error:  # PyMC raises many types for bad arguments; the message is what matters
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(f"{where}: {prior.describe()} is not a valid prior ({reason}).") from None
         priors[name] = prior
-    resolve_priors(priors)
+    try:
+        resolve_priors(priors)
+    except InputError as error:
+        raise InputError(f"Priors file {path}: {error}") from None
     return priors
