@@ -76,7 +76,7 @@ def test_the_models_use_the_loaded_priors(tmp_path, small_sim):
         ),
         (
             "[bxy]\ndistribution = 'Normal'\nmu = 'zero'\n",
-            r"\[bxy\] in .*priors\.toml: Normal\(mu=zero\) is not a valid prior",
+            r"\[bxy\] in .*priors\.toml: mu must be a number",
         ),
         (
             "[beta]\ndistribution = 'Normal'\nmu = 0\nsigma = 1\n",

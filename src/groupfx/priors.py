@@ -135,6 +135,14 @@ def load_priors(path: str | Path) -> dict[str, Prior]:
                 f'{where} must be a table with distribution = "Normal" (or another) and its arguments.'
             )
         arguments = {key: value for key, value in table.items() if key != "distribution"}
+        not_numbers = [
+            k for k, v in arguments.items() if isinstance(v, bool) or not isinstance(v, int | float)
+        ]
+        if not_numbers:
+            raise InputError(
+                f"{where}: {not_numbers[0]} must be a number (one prior serves every covariate); got"
+                f" {arguments[not_numbers[0]]!r}."
+            )
         try:
             prior = Prior(str(table["distribution"]), **arguments)
         except InputError as error:
