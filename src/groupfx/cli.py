@@ -162,6 +162,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="arviz")
     warnings.filterwarnings("ignore", category=UserWarning, module="nutpie")
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
 

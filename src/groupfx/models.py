@@ -106,12 +106,20 @@ def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
     return containers
 
 
+FUSED_COLUMNS = 8
+"""Up to this many covariates, ``matrix @ coefficients`` is written as a sum of column products."""
+
+
 def _times(matrix, coefficients, columns: int):
-    """``matrix @ coefficients``; with one column an elementwise product, which PyTensor fuses with the
-    likelihood's own elementwise work (a dot product would be a separate BLAS call)."""
-    if columns == 1:
-        return matrix[:, 0] * coefficients[0]
-    return pt.dot(matrix, coefficients)
+    """``matrix @ coefficients``. With few columns, a sum of elementwise products, which PyTensor fuses with
+    the likelihood's own elementwise work into one loop (a dot product is a separate BLAS call, and without a
+    linked BLAS PyTensor's C backend falls back to a slow one); with many, the dot product."""
+    if columns > FUSED_COLUMNS:
+        return pt.dot(matrix, coefficients)
+    total = matrix[:, 0] * coefficients[0]
+    for k in range(1, columns):
+        total = total + matrix[:, k] * coefficients[k]
+    return total
 
 
 def _slopes(data: GroupedData, d: Mapping[str, pm.Data], priors: Mapping[str, Prior]):
