@@ -160,3 +160,14 @@ def test_several_x_and_z_flow_through_tables_figures_and_report(two_x_data, tmp_
     assert "bxy[x2]" in page and "bzy[z2]" in page and "Frequentist cross-check" in page
     crosscheck = pd.read_csv(tmp_path / "out" / "crosscheck.csv")
     assert list(crosscheck.term) == ["x", "x2"]
+
+
+def test_report_lists_the_priors_in_use_and_marks_the_overridden(small_fits):
+    from groupfx.report import _priors_text
+
+    fits = list(small_fits.values())
+    text = _priors_text(fits, fits[0].priors)
+    assert "a ~ Normal(mu=0, sigma=10)" in text and "buy ~ Normal(mu=0, sigma=1)" in text
+    assert "sigma_y" not in text and "bux" not in text and "set by you" not in text  # unused here
+    changed = fits[0].priors | {"bxy": groupfx.Prior("Normal", mu=0, sigma=2.5)}
+    assert "bxy ~ Normal(mu=0, sigma=2.5) (set by you)" in _priors_text(fits, changed)

@@ -18,6 +18,7 @@ from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
+from groupfx.priors import DEFAULT_PRIORS
 from groupfx.results import ESTIMATE_COLUMNS, Fit, effect_label, effect_terms, truth_of
 
 
@@ -98,6 +99,17 @@ def conclusions(
             "Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds)."
         )
     return lines
+
+
+def _priors_text(fits: Sequence[Fit], priors: Mapping[str, object]) -> str:
+    """The priors of the parameters the fitted models use, overridden ones marked."""
+    used = {name for fit in fits for name in fit.idata.posterior.data_vars}
+    defaults = DEFAULT_PRIORS
+    return ", ".join(
+        f"{name} ~ {prior.describe()}" + (" (set by you)" if prior != defaults.get(name) else "")
+        for name, prior in priors.items()
+        if name in used
+    )
 
 
 PARETO_K_MAX = 0.7
@@ -210,7 +222,7 @@ def render_report(
         causal_text=causal_text,
         graph_html=_graph_html,
         family=family,
-        priors_text=", ".join(f"{name} ~ {prior.describe()}" for name, prior in priors.items()),
+        priors_text=_priors_text(fits, priors),
         models=models,
         rhat_max=RHAT_MAX,
         ess_min=ESS_MIN,
