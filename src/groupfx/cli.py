@@ -163,6 +163,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="arviz")
     warnings.filterwarnings("ignore", category=UserWarning, module="nutpie")
     warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="arviz")
     logging.getLogger("pymc").setLevel(logging.ERROR)
 
 
