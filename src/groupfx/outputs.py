@@ -103,7 +103,9 @@ def write_report(
         table = estimates(fits, truth, within=within)
         comparison = compare(fits)
         write_csv(within, tmp / "crosscheck.csv", index=False)
-        write_csv(table, tmp / "estimates.csv", index=False)
+        # on the user's own data there is no truth: its columns are left out rather than left empty
+        shown = table if truth else table.drop(columns=["truth", "covers_truth"])
+        write_csv(shown, tmp / "estimates.csv", index=False)
         write_csv(run_table(fits), tmp / "fits.csv", index=False)
         decomposition = mundlak_effects(fits)
         if not decomposition.empty:
