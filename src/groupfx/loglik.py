@@ -45,7 +45,9 @@ def pointwise_loglik_function(model: pm.Model, var_name: str = OUTCOME):
     return fn, [v.name for v in used]
 
 
-def pointwise_loglik(model: pm.Model, posterior: xr.Dataset, var_name: str = OUTCOME) -> xr.DataArray:
+def pointwise_loglik(
+    model: pm.Model, posterior: xr.Dataset, var_name: str = OUTCOME, function=None
+) -> xr.DataArray:
     """Pointwise log-likelihood of ``var_name`` for every posterior draw.
 
     Parameters
@@ -56,13 +58,16 @@ def pointwise_loglik(model: pm.Model, posterior: xr.Dataset, var_name: str = OUT
         Posterior with dimensions ``chain`` and ``draw`` first.
     var_name : str
         Observed variable.
+    function : tuple, optional
+        ``pointwise_loglik_function(model, var_name)``, compiled once and reused: it reads the model's data
+        containers, so after ``pm.set_data`` it evaluates the new data.
 
     Returns
     -------
     xarray.DataArray
         Dimensions ``(chain, draw, unit)``.
     """
-    fn, names = pointwise_loglik_function(model, var_name)
+    fn, names = function or pointwise_loglik_function(model, var_name)
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     stacked = {
         name: posterior[name].to_numpy().reshape(n_chains * n_draws, *posterior[name].shape[2:])
@@ -83,8 +88,8 @@ def pointwise_loglik(model: pm.Model, posterior: xr.Dataset, var_name: str = OUT
     )
 
 
-def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME) -> az.ELPDData:
+def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, function=None) -> az.ELPDData:
     """PSIS-LOO of ``var_name``, computed without keeping the log-likelihood in ``idata``."""
-    loglik = pointwise_loglik(model, idata.posterior, var_name)
+    loglik = pointwise_loglik(model, idata.posterior, var_name, function)
     scratch = az.InferenceData(posterior=idata.posterior, log_likelihood=xr.Dataset({var_name: loglik}))
     return az.loo(scratch, pointwise=True, var_name=var_name)

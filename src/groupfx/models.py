@@ -91,6 +91,33 @@ def _coords(data: GroupedData) -> dict[str, object]:
     return coords
 
 
+def data_values(data: GroupedData) -> dict[str, np.ndarray]:
+    """The value of every ``pm.Data`` container a model of ``data`` may hold, by name.
+
+    A model holds a subset (see :func:`data_names`); a compiled model takes a new data set of the same
+    shape through ``compiled.with_data(**values)`` without compiling again.
+    """
+    values = {
+        "x": data.x,
+        "y": data.y,
+        "g": data.group,
+        "z": data.z,
+        "xbar": data.xbar,
+        "n": data.group_sizes.astype(float),
+        "x_ss": data.x_within_ss,
+    }
+    if data.trials is not None:
+        values["trials"] = data.trials
+    if data.exposure is not None:
+        values["log_exposure"] = np.log(data.exposure)
+    return values
+
+
+def data_names(model: pm.Model) -> list[str]:
+    """Names of the ``pm.Data`` containers of a built model."""
+    return [variable.name for variable in model.data_vars]
+
+
 def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
     containers = {
         "x": pm.Data("x", data.x, dims=("unit", "x_var")),
