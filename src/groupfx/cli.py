@@ -129,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--out", type=Path, default=Path("groupfx-fit"), help="output folder (groupfx-fit)")
     _add_sampling_options(fit)
+    study = sub.add_parser(
+        "study",
+        help="measure bias, RMSE and coverage of each strategy over many simulated replicates",
+        description="Fit the strategies to many simulated replicates of each scenario; summarise bias,"
+        " RMSE, coverage and LOO wins; write a report. Each finished fit is kept on disk at once.",
+    )
+    study.add_argument("--replicates", type=_positive_int, default=100, help="replicates per scenario (100)")
+    study.add_argument("--scenarios", type=Path, default=None, help="TOML file of [[scenario]] tables")
+    study.add_argument("--models", type=_model_list, default=None, help="comma-separated models, or 'all'")
+    study.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (cores)")
+    study.add_argument("--scheduler", default=None, help="run on a Dask cluster: tcp://host:port")
+    study.add_argument("--out", type=Path, default=Path("groupfx-study"), help="study folder (groupfx-study)")
+    study.add_argument(
+        "--resume", action="store_true", help="finish the study in --out: fit only what is missing"
+    )
+    study.add_argument("--seed", type=_nonnegative_int, default=42, help="study seed (42)")
+    study.add_argument("--draws", type=_positive_int, default=500, help="draws per chain (500)")
+    study.add_argument("--tune", type=_nonnegative_int, default=500, help="tuning iterations per chain (500)")
+    study.add_argument("--chains", type=_positive_int, default=2, help="chains per fit (2)")
     dataset = sub.add_parser(
         "dataset",
         help="write a packaged real data set to CSV (no network needed)",
@@ -137,6 +156,70 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("name", nargs="?", default=None, help="data set name; leave out to list them")
     dataset.add_argument("--out", type=Path, default=None, help="CSV file to write (NAME.csv)")
     return parser
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    """Run ``groupfx study``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from groupfx.models import DEFAULT_MODELS
+    from groupfx.scenarios import DEFAULT_SCENARIOS, load_scenarios
+    from groupfx.study import StudySettings
+    from groupfx.study_report import write_study_report
+    from groupfx.study_run import run_study
+    from groupfx.study_summary import summarise
+
+    started = time.perf_counter()
+    scenarios = load_scenarios(args.scenarios) if args.scenarios is not None else DEFAULT_SCENARIOS
+    settings = StudySettings(
+        replicates=args.replicates,
+        models=tuple(args.models or DEFAULT_MODELS),
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+    )
+    console = _console()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+        auto_refresh=False,
+    ) as bar:
+        task = bar.add_task("fitting", total=None, counts="")
+
+        def progress(state) -> None:
+            bar.update(
+                task,
+                total=state.total - state.skipped,
+                completed=state.done,
+                counts=f"{state.done} done, {state.remaining} remaining, {state.failed} failed"
+                + (f", {state.skipped} from before" if state.skipped else ""),
+            )
+            bar.refresh()
+
+        results = run_study(
+            scenarios,
+            settings,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            progress=progress,
+        )
+    report = write_study_report(
+        results, scenarios, settings, args.out, {"wall time": time.perf_counter() - started}
+    )
+    summary = summarise(results)
+    shown = summary[summary["parameter"] == "bxy"][["scenario", "model", "bias", "rmse", "coverage", "width",
+                                                    "loo_win_rate", "failed"]]  # fmt: skip
+    console.print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"), highlight=False)
+    console.print(f"Report: {report}  ({time.perf_counter() - started:.0f} s)", highlight=False)
+    return 0
 
 
 def run_dataset_command(args: argparse.Namespace) -> int:
@@ -340,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo_command(args)
         if args.command == "fit":
             return run_fit_command(args)
+        if args.command == "study":
+            return run_study_command(args)
         if args.command == "dataset":
             return run_dataset_command(args)
     except InputError as error:
