@@ -32,8 +32,9 @@ def pointwise_loglik_function(model: pm.Model, var_name: str = OUTCOME):
 
     Returns
     -------
-    function, list of str
-        The compiled function and the names of the parameters it takes, in order.
+    function, list of str, pymc.Model
+        The compiled function, the names of the parameters it takes (in order), and the model whose data
+        containers it reads: a copy of ``model`` (its data are set with ``pm.set_data(..., model=copy)``).
     """
     umodel = remove_value_transforms(model)
     elementwise = umodel.logp(vars=[umodel[var_name]], sum=False)[0]
@@ -42,7 +43,7 @@ def pointwise_loglik_function(model: pm.Model, var_name: str = OUTCOME):
     batched = {v: pt.tensor(v.name, shape=(None, *v.type.shape), dtype=v.dtype) for v in used}
     out = vectorize_graph(elementwise, replace=batched)
     fn = pytensor.function(list(batched.values()), out, on_unused_input="ignore")
-    return fn, [v.name for v in used]
+    return fn, [v.name for v in used], umodel
 
 
 def pointwise_loglik(
@@ -59,15 +60,16 @@ def pointwise_loglik(
     var_name : str
         Observed variable.
     function : tuple, optional
-        ``pointwise_loglik_function(model, var_name)``, compiled once and reused: it reads the model's data
-        containers, so after ``pm.set_data`` it evaluates the new data.
+        ``pointwise_loglik_function(model, var_name)``, compiled once and reused: it reads the data
+        containers of the model copy it returns, so after ``pm.set_data`` on that copy it evaluates the new
+        data.
 
     Returns
     -------
     xarray.DataArray
         Dimensions ``(chain, draw, unit)``.
     """
-    fn, names = function or pointwise_loglik_function(model, var_name)
+    fn, names, _ = function or pointwise_loglik_function(model, var_name)
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     stacked = {
         name: posterior[name].to_numpy().reshape(n_chains * n_draws, *posterior[name].shape[2:])
