@@ -185,7 +185,7 @@ def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
     ("args", "message"),
     [
         (["--y", "grade"], "Column 'grade' (outcome) is not in the table"),
-        (["--y", "funding"], "Column 'funding' (outcome) must be 0 or 1"),
+        (["--y", "attendance"], "Column 'attendance' (outcome) must be 0 or 1"),
         (["--z", "attendance"], "Column 'attendance' (group-level covariate) varies within group"),
         (["--z", "hours"], "Column 'hours' is given two roles"),
     ],

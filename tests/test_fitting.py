@@ -61,7 +61,7 @@ def test_estimates_table(small_fits, small_sim):
     table = groupfx.estimates(small_fits, small_sim.truth)
     assert list(table.columns) == [
         "model", "parameter", "term", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth",
-        "r_hat", "ess_bulk", "ess_tail", "identified",
+        "r_hat", "ess_bulk", "ess_tail", "identified", "within_estimate",
     ]  # fmt: skip
     assert list(table["model"].unique()) == ["Naive", "Fixed effects", "Mundlak"]
     bxy = table[table.parameter == "bxy"]
