@@ -79,7 +79,7 @@ def test_summary_measures_bias_rmse_coverage_and_loo_wins():
             rows.append({"scenario": "s", "replicate": replicate, "model": model, "parameter": "bxy",
                          "truth": 0.0, "mean": mean, "sd": 0.1, "hdi_low": mean - 0.2, "hdi_high": mean + 0.2,
                          "covers": abs(mean) <= 0.2, "r_hat": 1.0, "ess_bulk": 500.0, "divergences": 0,
-                         "elpd_loo": elpd, "sample_s": 1.0, "compile_s": 0.0, "status": "ok",
+                         "elpd_loo": elpd, "sample_s": 1.0, "compile_s": 0.0, "task_s": 1.0, "status": "ok",
                          "reason": ""})  # fmt: skip
     rows.append(rows[-1] | {"replicate": 4, "status": "failed", "reason": "boom"})
     summary = summarise(pd.DataFrame(rows)).set_index("model")

@@ -8,8 +8,9 @@ one core (the workers are the parallelism) and is seeded from the study seed, th
 and the model only, so results are bit for bit the same whatever the number of workers or where they run.
 
 The results of a task are one row per effect (``bxy``, ``bzy``): estimate, interval, coverage,
-diagnostics, elpd_loo and time. A task that raises, or whose sampler diverges in more than
-:data:`MAX_DIVERGENT_SHARE` of its draws, is recorded as failed with its reason.
+diagnostics, elpd_loo, and the seconds spent sampling, compiling (on the task that compiled) and in all.
+A task that raises, or whose sampler diverges in more than :data:`MAX_DIVERGENT_SHARE` of its draws, is
+recorded as failed with its reason.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ RESULT_COLUMNS = (
     "elpd_loo",
     "sample_s",
     "compile_s",
+    "task_s",
     "status",
     "reason",
 )
@@ -174,6 +176,7 @@ def run_task(task: Task) -> pd.DataFrame:
     """Fit one task and return its result rows (never raises: a failure is a row with its reason)."""
     scenario, spec = task.scenario, get_spec(task.model)
     base = {"scenario": scenario.name, "replicate": task.replicate, "model": task.model}
+    task_start = time.perf_counter()
     try:
         data, _ = simulate_replicate(scenario, task.settings.seed, task.replicate)
         entry = _compiled(task, data)
@@ -215,6 +218,7 @@ def run_task(task: Task) -> pd.DataFrame:
                     "elpd_loo": elpd,
                     "sample_s": sample_s,
                     "compile_s": entry.seconds,
+                    "task_s": time.perf_counter() - task_start,
                     "status": status,
                     "reason": reason,
                 }
