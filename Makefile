@@ -39,6 +39,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/study_bench.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: $(STAMP)
