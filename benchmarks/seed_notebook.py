@@ -288,7 +288,7 @@ def fit(
     return idata, time.perf_counter() - t0
 
 
-def summarise(idata: az.InferenceData, seconds: float) -> dict[str, Any]:
+def summarise_study(idata: az.InferenceData, seconds: float) -> dict[str, Any]:
     var_names = ["bxy", "bzy"]
     ess = az.ess(idata, var_names=var_names, method="bulk")
     rhat = az.rhat(idata, var_names=var_names)
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, row in comp_df.iterrows()
     }
-    models = {k: summarise(idatas[k], seconds[k]) for k in MODEL_KEYS}
+    models = {k: summarise_study(idatas[k], seconds[k]) for k in MODEL_KEYS}
     rss = peak_rss_mb()
 
     payload: dict[str, Any] = {

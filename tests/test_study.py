@@ -19,7 +19,7 @@ from groupfx.scenarios import DEFAULT_SCENARIOS, Scenario, load_scenarios, simul
 from groupfx.study import StudySettings, Task, run_task
 from groupfx.study_run import run_study
 from groupfx.study_store import read_results
-from groupfx.study_summary import summarise
+from groupfx.study_summary import summarise_study
 
 SMALL = Scenario("small", n_groups=8, n_units=200)
 TINY = {"draws": 60, "tune": 60, "chains": 2}
@@ -82,7 +82,7 @@ def test_summary_measures_bias_rmse_coverage_and_loo_wins():
                          "elpd_loo": elpd, "sample_s": 1.0, "compile_s": 0.0, "task_s": 1.0, "status": "ok",
                          "reason": ""})  # fmt: skip
     rows.append(rows[-1] | {"replicate": 4, "status": "failed", "reason": "boom"})
-    summary = summarise(pd.DataFrame(rows)).set_index("model")
+    summary = summarise_study(pd.DataFrame(rows)).set_index("model")
     naive, mundlak = summary.loc["Naive"], summary.loc["Mundlak"]
     assert naive.bias == pytest.approx(0.65) and naive.rmse == pytest.approx(
         np.sqrt(np.mean([0.36, 0.49, 0.25, 0.64]))
@@ -106,7 +106,7 @@ def test_a_failing_fit_is_recorded_with_its_reason_and_the_study_goes_on(tmp_pat
     results = run_study([SMALL], settings, tmp_path / "s", workers=1)
     assert list(results.status) == ["ok", "ok", "failed", "failed"]
     assert results.reason.iloc[2].startswith("FloatingPointError: simulated failure")
-    assert summarise(results).failed.tolist() == [1, 1]
+    assert summarise_study(results).failed.tolist() == [1, 1]
 
 
 def test_each_model_is_compiled_once_per_process_and_swapping_data_changes_nothing(tmp_path):
@@ -172,7 +172,7 @@ def test_a_killed_study_resumes_to_the_same_summary(tmp_path):
 def test_on_the_seed_scenario_naive_misses_and_mundlak_recovers_bxy(tmp_path):
     settings = StudySettings(replicates=6, models=("naive", "mundlak"), draws=200, tune=200, chains=2)
     results = run_study([DEFAULT_SCENARIOS[0]], settings, tmp_path / "seed", workers=2)
-    summary = summarise(results).set_index(["model", "parameter"])
+    summary = summarise_study(results).set_index(["model", "parameter"])
     naive, mundlak = summary.loc[("Naive", "bxy")], summary.loc[("Mundlak", "bxy")]
     assert naive.coverage == 0 and naive.bias > 0.4  # x carries U: every interval misses bxy = 0
     assert abs(mundlak.bias) < 3 * mundlak.bias_se + 0.05 and mundlak.coverage >= 4 / 6

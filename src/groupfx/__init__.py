@@ -19,13 +19,19 @@ from groupfx.priors import DEFAULT_PRIORS, Prior, load_priors
 from groupfx.reader import DataWarning, read_data
 from groupfx.results import Fit, compare, estimates, mundlak_effects
 from groupfx.sampling import SamplerSettings
+from groupfx.scenarios import DEFAULT_SCENARIOS, Scenario, load_scenarios
 from groupfx.simulate import SimulatedData, SimulationSettings, simulate
+from groupfx.study import StudySettings
+from groupfx.study_report import write_study_report
+from groupfx.study_run import run_study
+from groupfx.study_summary import summarise_study
 
 __version__ = _version("groupfx")
 
 __all__ = [
     "DEFAULT_MODELS",
     "DEFAULT_PRIORS",
+    "DEFAULT_SCENARIOS",
     "MODELS",
     "DataWarning",
     "DiagnosticWarning",
@@ -35,8 +41,10 @@ __all__ = [
     "InputError",
     "Prior",
     "SamplerSettings",
+    "Scenario",
     "SimulatedData",
     "SimulationSettings",
+    "StudySettings",
     "UnknownModelError",
     "__version__",
     "build_model",
@@ -46,10 +54,14 @@ __all__ = [
     "fit_all",
     "load_dataset",
     "load_priors",
+    "load_scenarios",
     "mundlak_effects",
     "read_data",
+    "run_study",
     "simulate",
+    "summarise_study",
     "within_estimate",
     "within_for",
     "write_report",
+    "write_study_report",
 ]

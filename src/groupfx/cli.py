@@ -167,7 +167,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from groupfx.study import StudySettings
     from groupfx.study_report import write_study_report
     from groupfx.study_run import run_study
-    from groupfx.study_summary import summarise
+    from groupfx.study_summary import summarise_study
 
     started = time.perf_counter()
     scenarios = load_scenarios(args.scenarios) if args.scenarios is not None else DEFAULT_SCENARIOS
@@ -214,7 +214,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     report = write_study_report(
         results, scenarios, settings, args.out, {"wall time": time.perf_counter() - started}
     )
-    summary = summarise(results)
+    summary = summarise_study(results)
     shown = summary[summary["parameter"] == "bxy"][["scenario", "model", "bias", "rmse", "coverage", "width",
                                                     "loo_win_rate", "failed"]]  # fmt: skip
     console.print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"), highlight=False)

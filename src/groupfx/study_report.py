@@ -18,7 +18,7 @@ from groupfx.report import EmbeddedImage
 from groupfx.results import HDI_PROB
 from groupfx.scenarios import Scenario
 from groupfx.study import StudySettings
-from groupfx.study_summary import summarise
+from groupfx.study_summary import summarise_study
 
 
 def _panel_grid(scenarios: Sequence[str]) -> tuple[Figure, np.ndarray]:
@@ -39,7 +39,7 @@ def plot_metric(
     Parameters
     ----------
     summary : pandas.DataFrame
-        The table of :func:`groupfx.study_summary.summarise`.
+        The table of :func:`groupfx.study_summary.summarise_study`.
     metric : str
         ``bias``, ``coverage``, ``width``, ``rmse`` or ``loo_win_rate``; bias and coverage get +-2
         Monte-Carlo standard errors.
@@ -94,7 +94,7 @@ def write_study_report(
         The report.
     """
     out_dir = Path(out_dir)
-    summary = summarise(results)
+    summary = summarise_study(results)
     with atomic_path(out_dir / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     with atomic_path(out_dir / "results.csv") as tmp:

@@ -54,7 +54,7 @@ def loo_wins(results: pd.DataFrame) -> pd.Series:
     return wins.rename("loo_win_rate")
 
 
-def summarise(results: pd.DataFrame) -> pd.DataFrame:
+def summarise_study(results: pd.DataFrame) -> pd.DataFrame:
     """One row per scenario, model and effect: the study's measurements (see :data:`SUMMARY_COLUMNS`)."""
     wins = loo_wins(results)
     rows = []
