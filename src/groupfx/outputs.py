@@ -52,7 +52,8 @@ def causal_graph(simulated: SimulatedData) -> pm.Model:
     """The simulation's generative model with the truth set by ``do()`` (for its graph)."""
     settings = simulated.settings
     return pm.do(
-        generative_model(simulated.data.group, simulated.data.n_groups, settings.u_sd), settings.truth
+        generative_model(simulated.data.group, simulated.data.n_groups, settings.u_sd, settings.u_mean),
+        settings.truth,
     )
 
 

@@ -40,6 +40,8 @@ class SimulationSettings:
         True intercept, effect of x and effect of z on the logit scale.
     u_sd : float
         Standard deviation of the unobserved group confounder U (0 removes the confounding).
+    u_mean : float
+        Mean of U (0 in the seed; the lecture the seed follows uses 1.5).
     seed : int
         Seed of ``numpy.random.default_rng``; it draws the groups, then the model's variables.
     """
@@ -51,6 +53,7 @@ class SimulationSettings:
     bzy: float = 1.0
     u_sd: float = 1.5
     seed: int = 42
+    u_mean: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("n_groups", self.n_groups, minimum=2)
@@ -58,7 +61,7 @@ class SimulationSettings:
         _check_int("seed", self.seed, minimum=0)
         if not (np.isfinite(self.u_sd) and self.u_sd >= 0):
             raise InputError(f"u_sd must be a finite number >= 0 (got {self.u_sd}).")
-        for name in ("a0", "bxy", "bzy"):
+        for name in ("a0", "bxy", "bzy", "u_mean"):
             if not np.isfinite(getattr(self, name)):
                 raise InputError(f"{name} must be a finite number (got {getattr(self, name)}).")
 
@@ -101,7 +104,7 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         raise InputError(f"{name} must be an integer >= {minimum} (got {value!r}).")
 
 
-def generative_model(group: np.ndarray, n_groups: int, u_sd: float = 1.5) -> pm.Model:
+def generative_model(group: np.ndarray, n_groups: int, u_sd: float = 1.5, u_mean: float = 0.0) -> pm.Model:
     """The causal graph as a PyMC model, with the parameters a0, bxy and bzy still free.
 
     Parameters
@@ -112,13 +115,15 @@ def generative_model(group: np.ndarray, n_groups: int, u_sd: float = 1.5) -> pm.
         Number of groups.
     u_sd : float
         Standard deviation of the group confounder U.
+    u_mean : float
+        Mean of U.
     """
     coords = {"group": np.arange(n_groups), "id": np.arange(group.shape[0])}
     with pm.Model(coords=coords) as model:
         a0 = pm.Normal("a0", mu=0, sigma=1)
         bzy = pm.Normal("bzy", mu=0, sigma=1)
         bxy = pm.Normal("bxy", mu=0, sigma=1)
-        ug = pm.Normal("ug", mu=0, sigma=u_sd, dims="group")
+        ug = pm.Normal("ug", mu=u_mean, sigma=u_sd, dims="group")
         x = pm.Normal("x", mu=ug[group], sigma=1, dims="id")
         z = pm.Normal("z", mu=0, sigma=1, dims="group")
         pm.Bernoulli("y", logit_p=a0 + bxy * x + ug[group] + bzy * z[group], dims="id")
@@ -150,7 +155,7 @@ def simulate(settings: SimulationSettings | None = None, **overrides: float) -> 
     settings = SimulationSettings(**{**asdict(base), **overrides})
     rng = np.random.default_rng(settings.seed)
     group = rng.choice(settings.n_groups, size=(settings.n_units,), replace=True)
-    model = pm.do(generative_model(group, settings.n_groups, settings.u_sd), settings.truth)
+    model = pm.do(generative_model(group, settings.n_groups, settings.u_sd, settings.u_mean), settings.truth)
     logger = logging.getLogger("pymc")
     level = logger.level
     logger.setLevel(logging.WARNING)
