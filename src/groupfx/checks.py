@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx.effects import ExpectedOutcome, _unit_data
+from groupfx.effects import _unit_data
 from groupfx.results import Fit
 
 CHECK_DRAWS = 200
@@ -30,7 +30,7 @@ def _subset(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.n
     }
 
 
-def _blocks(expected: ExpectedOutcome, params: dict[str, np.ndarray], units: dict[str, np.ndarray]):
+def _blocks(expected, params: dict[str, np.ndarray], units: dict[str, np.ndarray]):
     """Yield ``(start, stop, expected outcome (draws, stop - start))`` over blocks of units."""
     n = units["g"].shape[0]
     args = [params[name] for name in expected.parameters]
@@ -52,8 +52,7 @@ def _replicate(family: str, mean: np.ndarray, rng: np.random.Generator, units, s
 def group_intercepts(fit: Fit) -> np.ndarray:
     """Draws of each group's intercept on the link scale, ``(draws, G)``: eta of a unit with x = 0 (and
     exposure 1, one trial), so it holds the group's intercept, z and the group-level proxy of U."""
-    model = fit.pymc_model()
-    expected = ExpectedOutcome.of(model)
+    expected = fit.expected_outcome
     data = fit.data
     units = {
         "x": np.zeros((data.n_groups, data.n_x)),
@@ -101,7 +100,7 @@ def posterior_predictive_check(
 ) -> PredictiveCheck:
     """Replicate y from the posterior and compare its mean per group, and the calibration, with the data."""
     data = fit.data
-    expected = ExpectedOutcome.of(fit.pymc_model())
+    expected = fit.expected_outcome
     names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
     params = _subset(fit, names, draws, seed)
     sigma_y = params.get("sigma_y")
@@ -132,7 +131,7 @@ def prior_predictive_means(fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0) ->
     The parameters are drawn from the model's priors alone (no per-unit draws), then y block by block.
     """
     model = fit.pymc_model()
-    expected = ExpectedOutcome.of(model)
+    expected = fit.expected_outcome
     names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
     variables = [model[name] for name in names]
     values = pm.draw(variables, draws=draws, random_seed=seed)

@@ -107,7 +107,7 @@ def contrast_draws(fit: Fit, x: str | None = None, delta: float = 1.0) -> tuple[
             f"{x!r} is not a unit-level variable of this fit; choose from {', '.join(data.x_names)}."
         )
     column = data.x_names.index(x)
-    expected = ExpectedOutcome.of(fit.pymc_model())
+    expected = fit.expected_outcome
     params = _draws(fit, expected.parameters)
     n_draws = next(iter(params.values())).shape[0]
     units = _unit_data(fit)

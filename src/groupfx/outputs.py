@@ -12,6 +12,7 @@ import pymc as pm
 from groupfx import plots
 from groupfx.crosscheck import side_by_side, within_for
 from groupfx.data import GroupedData
+from groupfx.effect_section import effect_section
 from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
 from groupfx.report import render_report, write_html
@@ -72,6 +73,7 @@ def write_report(
     ``estimates.csv``, ``loo.csv``, ``fits.csv`` (timings and diagnostics per model),
     ``mundlak_effects.csv`` (within, contextual and between effects, when a Mundlak model is fitted),
     ``crosscheck.csv`` (the frequentist within estimate of each x, :mod:`groupfx.crosscheck`),
+    ``effects.csv`` (the contrast of raising each x by one on the outcome scale, per group and on average),
     ``data.csv`` and ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
     place only when complete, so a failure leaves no half-written folder.
 
@@ -115,6 +117,10 @@ def write_report(
         frame = simulated.to_frame() if simulated is not None else data.to_frame()
         write_csv(frame, tmp / "data.csv", index=False)
 
+        say("effects and checks")
+        section = effect_section(fits, simulated)
+        write_csv(section.effects, tmp / "effects.csv", index=False)
+
         say("posterior draws")
         for fit in fits:
             fit.to_netcdf(tmp / "idata" / f"{fit.model}.nc")
@@ -135,6 +141,7 @@ def write_report(
             "model_grid": lambda: plots.plot_model_grid(fits, truth),
             "forest": lambda: plots.plot_forests(fits, truth),
             "loo_compare": lambda: plots.plot_loo_compare(comparison),
+            **section.drawings(),
         }
         # one figure at a time: each is saved and closed before the next is drawn
         paths = {key: plots.save_figure(draw(), fig_dir / f"{key}.png") for key, draw in drawings.items()}
@@ -172,6 +179,7 @@ def write_report(
             comparison=comparison,
             decomposition=decomposition,
             crosscheck=side_by_side(fits, within),
+            effects=section,
             figures=paths,
             graphs=graphs,
             truth=truth,

@@ -112,6 +112,31 @@ def _priors_text(fits: Sequence[Fit], priors: Mapping[str, object]) -> str:
     )
 
 
+def _effects_context(section, image, figures) -> dict | None:
+    """What the template shows of the effects and checks (None when they were not computed)."""
+    if section is None:
+        return None
+    averages = section.effects[section.effects["group"] == "average"].drop(columns=["group"])
+    if averages["truth"].isna().all():
+        averages = averages.drop(columns=["truth"])
+    keys = [k for k in figures if k.startswith("effects_")]
+    return {
+        "sentences": section.sentences,
+        "averages": _table(averages.set_index(["model", "x"])),
+        "errors": None if section.errors is None else _table(section.errors.set_index("model")),
+        "figures": [image(k, k.replace("_", " ")) for k in keys],
+        "intercepts": image("group_intercepts", "Group intercepts against the truth")
+        if "group_intercepts" in figures
+        else None,
+        "checks": [
+            image("ppc_groups", "Posterior predictive check by group"),
+            image("calibration", "Calibration"),
+            image("prior_predictive", "Prior predictive check"),
+        ],
+        "scale": section.scale,
+    }
+
+
 PARETO_K_MAX = 0.7
 
 
@@ -138,6 +163,7 @@ def render_report(
     figures: Mapping[str, Path],
     decomposition: pd.DataFrame | None = None,
     crosscheck: pd.DataFrame | None = None,
+    effects=None,
     graphs: Mapping[str, GraphFile],
     truth: Mapping[str, float] | None = None,
     title: str = "groupfx report",
@@ -236,6 +262,7 @@ def render_report(
         if decomposition is None or decomposition.empty
         else _table(decomposition.set_index(["model", "term", "effect"])),
         crosscheck=None if crosscheck is None else _table(crosscheck),
+        effects=_effects_context(effects, image, figures),
         loo_figure=image("loo_compare", "LOO comparison"),
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,

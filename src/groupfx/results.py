@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import arviz as az
@@ -118,6 +119,13 @@ class Fit:
     def pymc_model(self):
         """Rebuild the PyMC model (for its graph or further computation)."""
         return build_model(self.model, self.data, self.priors, self.family)
+
+    @cached_property
+    def expected_outcome(self):
+        """The compiled expected outcome over draws (:class:`groupfx.effects.ExpectedOutcome`), made once."""
+        from groupfx.effects import ExpectedOutcome
+
+        return ExpectedOutcome.of(self.pymc_model())
 
     def summary(self, var_names: Sequence[str] | None = None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior mean, sd, HDI, R-hat and ESS of the summary parameters (or ``var_names``).
