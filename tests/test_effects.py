@@ -1,0 +1,116 @@
+"""Contrasts on the outcome scale, group intercepts and predictive checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import groupfx
+from groupfx import effects as effects_module
+from groupfx.checks import group_intercepts, posterior_predictive_check, prior_predictive_means
+from groupfx.effects import contrast_draws, contrast_errors, contrasts, true_contrasts
+
+from .conftest import TINY
+
+
+def _flat(fit, name):
+    values = fit.idata.posterior[name].to_numpy()
+    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def test_contrasts_equal_a_direct_computation_from_the_draws(small_fits, small_sim):
+    data = small_sim.data
+    fit = small_fits["mundlak"]
+    eta = (
+        (_flat(fit, "abar")[:, None] + _flat(fit, "tau")[:, None] * _flat(fit, "e"))[:, data.group]
+        + _flat(fit, "bzy")[:, :1] * data.z[data.group, 0]
+        + _flat(fit, "buy")[:, :1] * data.xbar[data.group, 0]  # the group mean of x is held, not raised
+        + _flat(fit, "bxy")[:, :1] * data.x[:, 0]
+    )
+    difference = _sigmoid(eta + _flat(fit, "bxy")[:, :1]) - _sigmoid(eta)
+    per_group, average = contrast_draws(fit)
+    np.testing.assert_allclose(average, difference.mean(axis=1), rtol=1e-10)
+    for code in range(data.n_groups):
+        np.testing.assert_allclose(
+            per_group[:, code], difference[:, data.group == code].mean(axis=1), rtol=1e-10
+        )
+
+
+def test_blocks_of_units_give_the_same_contrasts(small_fits, monkeypatch):
+    whole = contrast_draws(small_fits["fixed"], delta=0.5)
+    monkeypatch.setattr(effects_module, "BLOCK_BYTES", 8 * 120 * 7)  # blocks of 7 units
+    blocked = contrast_draws(small_fits["fixed"], delta=0.5)
+    np.testing.assert_allclose(whole[0], blocked[0], rtol=1e-12)
+    np.testing.assert_allclose(whole[1], blocked[1], rtol=1e-12)
+
+
+def test_contrast_table_truth_and_errors(small_fits, small_sim):
+    table = contrasts(small_fits["naive"], simulated=small_sim)
+    assert list(table.columns) == list(effects_module.EFFECT_COLUMNS)
+    assert len(table) == small_sim.data.n_groups + 1 and table["group"].iloc[-1] == "average"
+    assert (table["truth"] == 0).all()  # bxy = 0: every true contrast is 0
+    assert (table["hdi_low"] <= table["mean"]).all() and (table["mean"] <= table["hdi_high"]).all()
+    errors = contrast_errors(table).iloc[0]
+    assert errors["mse_groups"] == pytest.approx(float((table["mean"].iloc[:-1] ** 2).mean()))
+    with pytest.raises(ValueError, match="not a unit-level variable"):
+        contrasts(small_fits["naive"], x="hours")
+
+
+def test_true_contrasts_follow_the_simulated_truth():
+    sim = groupfx.simulate(n_groups=5, n_units=300, bxy=1.0, seed=2)
+    per_group, average = true_contrasts(sim)
+    d, s = sim.data, sim.settings
+    eta = s.a0 + d.x[:, 0] + sim.ug[d.group] + s.bzy * d.z[d.group, 0]
+    assert average == pytest.approx(float((_sigmoid(eta + 1) - _sigmoid(eta)).mean()))
+    assert per_group.shape == (5,) and (per_group > 0).all()
+
+
+def test_gaussian_contrast_is_bxy_itself():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(10), 20), "x": rng.normal(size=200)})
+    frame["y"] = 0.7 * frame.x + rng.normal(size=200)
+    data = groupfx.read_data(frame, y="y", x="x", group="g", family="gaussian")
+    fit = groupfx.fit(data, "fixed", family="gaussian", warn=False, **TINY)
+    per_group, average = contrast_draws(fit, delta=2.0)
+    np.testing.assert_allclose(average, 2 * _flat(fit, "bxy")[:, 0], rtol=1e-10)
+    np.testing.assert_allclose(per_group, np.repeat(average[:, None], 10, axis=1), rtol=1e-10)
+
+
+def test_group_intercepts_are_the_group_part_of_eta(small_fits, small_sim):
+    fit = small_fits["fixed"]
+    expected = _flat(fit, "a") + _flat(fit, "bzy")[:, :1] * small_sim.data.z[:, 0]
+    np.testing.assert_allclose(group_intercepts(fit), expected, rtol=1e-8, atol=1e-10)
+
+
+def test_predictive_checks(small_fits, small_sim):
+    check = posterior_predictive_check(small_fits["mundlak"], draws=100)
+    data = small_sim.data
+    observed = np.bincount(data.group, weights=data.y, minlength=data.n_groups) / data.group_sizes
+    np.testing.assert_allclose(check.observed, observed)
+    assert check.replicated.shape == (100, data.n_groups)
+    assert ((check.replicated >= 0) & (check.replicated <= 1)).all()
+    assert check.outside <= 0.25  # a model with group intercepts reproduces the groups' shares
+    assert check.calibration["units"].sum() == data.n_units
+    assert np.corrcoef(check.calibration["predicted"], check.calibration["observed"])[0, 1] > 0.8
+    prior = prior_predictive_means(small_fits["naive"], draws=100)
+    assert prior.shape == (100,) and ((prior >= 0) & (prior <= 1)).all() and prior.std() > 0.05
+
+
+@pytest.mark.slow
+def test_average_contrast_covers_the_truth_under_within_models_and_naive_misses_it():
+    # the lecture's settings: bxy = 1, a0 = -2, bzy = -0.5, U ~ Normal(1.5, 1)
+    sim = groupfx.simulate(bxy=1.0, a0=-2.0, bzy=-0.5, u_mean=1.5, u_sd=1.0, seed=1)
+    fits = groupfx.fit_all(
+        sim, ["naive", "fixed", "mundlak", "latent"], draws=500, tune=500, chains=2, warn=False
+    )
+    table = pd.concat([contrasts(fit, simulated=sim) for fit in fits.values()])
+    errors = contrast_errors(table).set_index("model")
+    for label in ("Fixed effects", "Mundlak", "Latent Mundlak"):
+        assert errors.loc[label, "covers_average"], label
+        assert errors.loc[label, "mse_groups"] < errors.loc["Naive", "mse_groups"] / 5
+    assert not errors.loc["Naive", "covers_average"]
