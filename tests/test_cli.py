@@ -58,7 +58,9 @@ def test_demo_writes_every_output(small_demo):
     models = ["naive", "fixed", "multilevel", "mundlak", "latent"]
     figures = {p.name for p in (out / "figures").iterdir()}
     expected = {"group_counts.png", "x_by_group.png", "y_by_x.png", "causal_dag.png", "model_grid.png",
-                "forest.png", "loo_compare.png", *(f"posterior_{m}.png" for m in models)}  # fmt: skip
+                "forest.png", "loo_compare.png", *(f"posterior_{m}.png" for m in models),
+                "effects_average.png", "effects_groups.png", "group_intercepts.png", "ppc_groups.png",
+                "calibration.png", "prior_predictive.png"}  # fmt: skip
     assert expected <= figures
     graph_suffix = {".png", ".dot"}
     for name in ["causal", *models]:
@@ -69,6 +71,9 @@ def test_demo_writes_every_output(small_demo):
     assert {"model", "parameter", "mean", "sd", "hdi_low", "hdi_high", "truth", "covers_truth", "r_hat",
             "ess_bulk", "ess_tail"} <= set(table.columns)  # fmt: skip
     assert set(table.model) == {"Naive", "Fixed effects", "Multilevel", "Mundlak", "Latent Mundlak"}
+    effects = pd.read_csv(out / "effects.csv")
+    averages = effects[effects.group == "average"]
+    assert len(averages) == 5 and (averages.truth == 0).all() and (averages.delta == 1).all()
     loo = pd.read_csv(out / "loo.csv", index_col=0)
     assert sorted(loo["rank"]) == [0, 1, 2, 3, 4]
     data = pd.read_csv(out / "data.csv")
@@ -95,8 +100,15 @@ def test_report_is_self_contained_and_tells_the_story(small_demo):
         "The models",
         "Model comparison by PSIS-LOO",
         "Conclusion",
+        "Effects on the outcome scale",
+        "Group intercepts against the truth",
+        "Predictive checks",
+        "Frequentist cross-check",
     ):
         assert heading in page
+    assert (
+        "With bxy = 0 every true contrast is 0; the average contrast&#39;s interval excludes 0 under:" in page
+    )
     assert "bzy is not identified by the data under this model" in page
     for label in ("Naive", "Fixed effects", "Multilevel", "Mundlak", "Latent Mundlak"):
         assert f"<h3>{label}</h3>" in page
