@@ -8,9 +8,11 @@ within estimator, plot them, and write a report.
 
 from importlib.metadata import version as _version
 
+from groupfx.checks import group_intercepts, posterior_predictive_check, prior_predictive_means
 from groupfx.crosscheck import within_estimate, within_for
 from groupfx.data import GroupedData
 from groupfx.datasets import load_dataset
+from groupfx.effects import contrast_errors, contrasts, true_contrasts
 from groupfx.errors import DiagnosticWarning, GroupfxError, InputError, UnknownModelError
 from groupfx.fitting import fit, fit_all
 from groupfx.models import DEFAULT_MODELS, MODELS, build_model
@@ -49,17 +51,23 @@ __all__ = [
     "__version__",
     "build_model",
     "compare",
+    "contrast_errors",
+    "contrasts",
     "estimates",
     "fit",
     "fit_all",
+    "group_intercepts",
     "load_dataset",
     "load_priors",
     "load_scenarios",
     "mundlak_effects",
+    "posterior_predictive_check",
+    "prior_predictive_means",
     "read_data",
     "run_study",
     "simulate",
     "summarise_study",
+    "true_contrasts",
     "within_estimate",
     "within_for",
     "write_report",
