@@ -187,6 +187,9 @@ def test_fit_on_a_csv_writes_the_report_with_group_labels(user_csv, tmp_path):
     assert data.school.str.startswith("school-").all()
     page = (out / "report.html").read_text()
     assert "the effect of hours on passed, grouped by school" in page
+    assert "Effects on the outcome scale" in page and "Predictive checks" in page
+    contrasts = pd.read_csv(out / "effects.csv")
+    assert set(contrasts.group) == {*data.school, "average"} and contrasts.truth.isna().all()
     effects = pd.read_csv(out / "mundlak_effects.csv")
     assert list(effects.effect) == ["within", "contextual", "between"] and set(effects.model) == {"Mundlak"}
     assert "Within, contextual and between effects" in page
