@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx.effects import _unit_data
+from groupfx.effects import unit_data
 from groupfx.results import Fit
 
 CHECK_DRAWS = 200
@@ -104,7 +104,7 @@ def posterior_predictive_check(
     names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
     params = _subset(fit, names, draws, seed)
     sigma_y = params.get("sigma_y")
-    units = _unit_data(fit)
+    units = unit_data(fit)
     rng = np.random.default_rng(seed)
     sums = np.zeros((len(next(iter(params.values()))), data.n_groups))
     mean_prediction = np.empty(data.n_units)
@@ -136,7 +136,7 @@ def prior_predictive_means(fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0) ->
     variables = [model[name] for name in names]
     values = pm.draw(variables, draws=draws, random_seed=seed)
     params = {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
-    units = _unit_data(fit)
+    units = unit_data(fit)
     rng = np.random.default_rng(seed)
     total = np.zeros(draws)
     for start, stop, mean in _blocks(expected, params, units):

@@ -78,7 +78,8 @@ def _draws(fit: Fit, names: list[str]) -> dict[str, np.ndarray]:
     }
 
 
-def _unit_data(fit: Fit) -> dict[str, np.ndarray]:
+def unit_data(fit: Fit) -> dict[str, np.ndarray]:
+    """The unit-level inputs of the expected outcome (:data:`UNIT_DATA`) of a fit's data."""
     data = fit.data
     values = {"x": data.x, "g": data.group}
     if data.trials is not None:
@@ -110,7 +111,7 @@ def contrast_draws(fit: Fit, x: str | None = None, delta: float = 1.0) -> tuple[
     expected = fit.expected_outcome
     params = _draws(fit, expected.parameters)
     n_draws = next(iter(params.values())).shape[0]
-    units = _unit_data(fit)
+    units = unit_data(fit)
     block = max(1, BLOCK_BYTES // (8 * n_draws))
     sums = np.zeros((n_draws, data.n_groups))
     for start in range(0, data.n_units, block):

@@ -29,7 +29,7 @@ import pymc as pm
 from groupfx.errors import InputError
 from groupfx.loglik import loo, pointwise_loglik_function
 from groupfx.models import DEFAULT_MODELS, build_model, data_names, data_values, get_spec
-from groupfx.results import HDI_PROB
+from groupfx.results import EFFECTS, HDI_PROB
 from groupfx.sampling import SamplerSettings, compile_model, draw_samples
 from groupfx.scenarios import Scenario, simulate_replicate
 
@@ -57,7 +57,6 @@ RESULT_COLUMNS = (
     "reason",
 )
 """Columns of a task's result rows, in order."""
-EFFECTS = ("bxy", "bzy")
 
 
 @dataclass(frozen=True)
