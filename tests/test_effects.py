@@ -159,3 +159,13 @@ def test_contrasts_at_a_million_units_are_computed_in_blocks():
     np.testing.assert_allclose(
         average[:3], (_sigmoid(eta + bxy[:3, None]) - _sigmoid(eta)).mean(axis=1), rtol=1e-9
     )
+
+
+def test_prior_predictive_of_a_poisson_model_survives_huge_expected_counts():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"g": np.repeat(np.arange(8), 25), "x": rng.normal(0, 30, size=200)})
+    frame["y"] = rng.poisson(2.0, size=200)
+    data = groupfx.read_data(frame, y="y", x="x", group="g", family="poisson")
+    fit = groupfx.fit(data, "naive", family="poisson", warn=False, **TINY)
+    means = prior_predictive_means(fit, draws=200)  # x spreads to +-90: exp(bxy x) overflows for some draws
+    assert np.isfinite(means).all() and means.max() > 1e6

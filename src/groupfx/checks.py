@@ -19,6 +19,8 @@ CHECK_DRAWS = 200
 """Posterior (or prior) draws used by the predictive checks."""
 BLOCK_UNITS = 50_000
 """Units per block."""
+POISSON_CAP = 1e15
+"""Largest expected count a replicated Poisson draw takes (NumPy refuses much larger ones)."""
 
 
 def _subset(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
@@ -44,8 +46,8 @@ def _replicate(family: str, mean: np.ndarray, rng: np.random.Generator, units, s
         return (rng.random(mean.shape) < mean).astype(float)
     if family == "binomial":
         return rng.binomial(units["trials"][start:stop], mean).astype(float)
-    if family == "poisson":
-        return rng.poisson(mean).astype(float)
+    if family == "poisson":  # a wide prior can put exp(eta) beyond what a Poisson draw takes: cap it there
+        return rng.poisson(np.minimum(np.nan_to_num(mean, posinf=POISSON_CAP), POISSON_CAP)).astype(float)
     return rng.normal(mean, sigma_y[:, None])
 
 

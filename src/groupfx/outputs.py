@@ -12,6 +12,7 @@ import pymc as pm
 from groupfx import plots
 from groupfx.crosscheck import side_by_side, within_for
 from groupfx.data import GroupedData
+from groupfx.drawing import draw_figures
 from groupfx.effect_section import effect_section
 from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
@@ -143,8 +144,7 @@ def write_report(
             "loo_compare": lambda: plots.plot_loo_compare(comparison),
             **section.drawings(),
         }
-        # one figure at a time: each is saved and closed before the next is drawn
-        paths = {key: plots.save_figure(draw(), fig_dir / f"{key}.png") for key, draw in drawings.items()}
+        paths = draw_figures(drawings, fig_dir)
 
         say("model graphs")
         graphs: dict[str, GraphFile] = {}
