@@ -9,6 +9,7 @@ from dataclasses import replace
 import arviz as az
 import xarray as xr
 
+from groupfx import kernels
 from groupfx.data import GroupedData
 from groupfx.diagnostics import find_issues, warn_issues
 from groupfx.errors import InputError, SamplingError
@@ -94,7 +95,10 @@ def fit(
     report(spec.label, "compiling")
     family = get_family(family).name
     pymc_model = build_model(spec.name, grouped, priors, family)
-    compiled = compile_model(pymc_model)
+    if kernels.supported(spec.name, family, priors):  # a fused kernel, cached on disk: no numba compile
+        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped))
+    else:
+        compiled = compile_model(pymc_model)
     timings["compile"] = time.perf_counter() - start
 
     start = time.perf_counter()

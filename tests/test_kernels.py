@@ -1,0 +1,86 @@
+"""The fused kernels equal the PyMC models: log-density up to a constant, and its gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import groupfx
+from groupfx import kernels
+from groupfx.kernels import FusedModel
+from groupfx.models import build_model
+
+RENAMED = {"log_tau": "tau_log__", "log_bux": "bux_log__", "log_sigma": "sigma_log__"}
+
+
+@pytest.fixture(scope="module")
+def tables(small_sim, two_x_data):
+    no_z = groupfx.GroupedData.from_frame(small_sim.to_frame(), x="x", z=None)
+    return {"one x, one z": small_sim.data, "two x, two z": two_x_data, "no z": no_z}
+
+
+def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
+    point = {}
+    for block, (start, stop) in fused.blocks.items():
+        name = RENAMED.get(block, block)
+        if name in initial:
+            point[name] = theta[start:stop].reshape(np.shape(initial[name]))
+    return point
+
+
+@pytest.mark.parametrize("name", list(kernels.KINDS))
+@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z"])
+def test_kernel_equals_the_pymc_model(name, table, tables):
+    data = tables[table]
+    model = build_model(name, data)
+    fused = FusedModel(name, data)
+    initial = model.initial_point()
+    logp, dlogp = model.compile_logp(jacobian=True), model.compile_dlogp(jacobian=True)
+    sizes = [int(np.prod(np.shape(initial[v.name]))) for v in model.value_vars]
+    rng = np.random.default_rng(5)
+    differences = []
+    for _ in range(5):
+        theta = rng.normal(0, 0.7, fused.n_dim)
+        value, gradient = fused.logp_grad(theta)
+        point = _pymc_point(fused, theta, initial)
+        assert set(point) == set(initial)
+        differences.append(value - logp(point))
+        parts = dict(zip([v.name for v in model.value_vars], np.split(dlogp(point), np.cumsum(sizes)[:-1]),
+                         strict=True))  # fmt: skip
+        expected = np.zeros(fused.n_dim)
+        for block, (start, stop) in fused.blocks.items():
+            if stop > start:
+                expected[start:stop] = np.ravel(parts[RENAMED.get(block, block)])
+        np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=1e-9)
+    assert np.ptp(differences) < 1e-8  # equal up to the normalising constants
+    names, shapes, _ = fused.expanded()
+    draws = fused.expand(theta)
+    for variable, shape in zip(names, shapes, strict=True):
+        assert np.shape(draws[variable]) == shape
+        if variable in initial:  # the untransformed variables come back as they are
+            np.testing.assert_allclose(np.ravel(draws[variable]), np.ravel(point[variable]))
+
+
+def test_kernels_serve_only_the_default_priors_and_the_bernoulli_family():
+    priors = groupfx.priors.resolve_priors()
+    assert kernels.supported("mundlak", "bernoulli", priors)
+    assert not kernels.supported("mundlak", "poisson", priors)
+    assert not kernels.supported("latent_shared", "bernoulli", priors)
+    wider = priors | {"tau": groupfx.Prior("HalfNormal", sigma=2)}
+    assert not kernels.supported("multilevel", "bernoulli", wider)
+    assert kernels.supported("naive", "bernoulli", wider)  # the naive model has no tau
+
+
+def test_a_fit_through_the_kernel_matches_one_through_pymc(small_sim):
+    fused = groupfx.fit(small_sim, "mundlak", warn=False, draws=400, tune=400, chains=2)
+    through_pymc = groupfx.fit(small_sim, "mundlak", warn=False, draws=400, tune=400, chains=2,
+                               priors={"abar": groupfx.Prior("Normal", mu=0.0, sigma=1.0000001)})  # fmt: skip
+    assert fused.timings["compile"] < 1.0 < through_pymc.timings["compile"]
+    for name in ("bxy", "bzy", "buy", "abar"):
+        a, b = fused.idata.posterior[name], through_pymc.idata.posterior[name]
+        assert abs(float(a.mean()) - float(b.mean())) < 0.25 * float(b.std()), name
+        assert abs(float(a.std()) / float(b.std()) - 1) < 0.2, name
+    assert set(fused.idata.posterior.data_vars) == set(through_pymc.idata.posterior.data_vars)
+    assert fused.idata.posterior["e"].dims[-1] == "group" and fused.loo.elpd_loo == pytest.approx(
+        through_pymc.loo.elpd_loo, abs=2
+    )
