@@ -75,6 +75,16 @@ def layout(model: str, n_groups: int, n_x: int, n_z: int) -> dict[str, tuple[int
 
 
 @numba.njit(nogil=True, cache=True)
+def _group_slopes_grad(grad, theta, at, resid, covariates):
+    """Gradient of the Normal(0, 1) slopes ``theta[at:at + J]`` of group-level ``covariates`` (G, J)."""
+    for j in range(covariates.shape[1]):
+        total = -theta[at + j]
+        for gi in range(covariates.shape[0]):
+            total += resid[gi] * covariates[gi, j]
+        grad[at + j] += total
+
+
+@numba.njit(nogil=True, cache=True)
 def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
     n_units, n_x = x.shape
     n_z = z.shape[1]
@@ -177,11 +187,7 @@ def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
     # --- chain rule back to the parameters ---------------------------------------------------------
     for k in range(n_x):
         grad[bxy_at + k] += gx[k] - theta[bxy_at + k]
-    for j in range(n_z):
-        s = -theta[bzy_at + j]
-        for gi in range(n_groups):
-            s += resid[gi] * z[gi, j]
-        grad[bzy_at + j] += s
+    _group_slopes_grad(grad, theta, bzy_at, resid, z)
     if kind == NAIVE:
         grad[0] += resid.sum() - theta[0]
     elif kind == FIXED:
@@ -198,11 +204,7 @@ def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
         grad[0] += s_abar
         grad[1] += s_tau * tau - tau + 1.0
     if kind == MUNDLAK:
-        for k in range(n_x):
-            s = -theta[buy_at + k]
-            for gi in range(n_groups):
-                s += resid[gi] * xbar[gi, k]
-            grad[buy_at + k] += s
+        _group_slopes_grad(grad, theta, buy_at, resid, xbar)
     if kind == LATENT:
         bux_at = buy_at + n_x
         ax_at = bux_at + n_x
