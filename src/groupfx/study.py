@@ -3,7 +3,9 @@
 A task is one model fitted to one replicate of one scenario. A worker process keeps, per scenario and
 model, the PyMC model, its nutpie compilation and its compiled pointwise log-likelihood; every further
 replicate of that scenario only swaps the data in (``compiled.with_data``, ``pm.set_data``), so a study of
-100 replicates compiles each model once per worker instead of 100 times. Every fit samples its chains on
+100 replicates compiles each model once per worker instead of 100 times. The Bernoulli models with default
+priors need no nutpie compilation at all: they sample through the fused kernels of :mod:`groupfx.kernels`
+(cached on disk), given each replicate's data. Every fit samples its chains on
 one core (the workers are the parallelism) and is seeded from the study seed, the scenario, the replicate
 and the model only, so results are bit for bit the same whatever the number of workers or where they run.
 
@@ -26,9 +28,11 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
+from groupfx import kernels
 from groupfx.errors import InputError
 from groupfx.loglik import loo, pointwise_loglik_function
 from groupfx.models import DEFAULT_MODELS, build_model, data_names, data_values, get_spec
+from groupfx.priors import resolve_priors
 from groupfx.results import EFFECTS, HDI_PROB
 from groupfx.sampling import SamplerSettings, compile_model, draw_samples
 from groupfx.scenarios import Scenario, simulate_replicate
@@ -163,7 +167,8 @@ def _compiled(task: Task, data) -> _Compiled:
             return _Compiled(entry.model, entry.compiled, entry.loglik, entry.names, 0.0)
         start = time.perf_counter()
         model = build_model(task.model, data, family=scenario.family)
-        compiled = compile_model(model)
+        fused = kernels.supported(task.model, scenario.family, resolve_priors())
+        compiled = None if fused else compile_model(model)  # a fused kernel needs no compilation
         function = pointwise_loglik_function(model)
         entry = _Compiled(model, compiled, function, data_names(model), time.perf_counter() - start)
         _cache[key] = entry
@@ -180,7 +185,10 @@ def run_task(task: Task) -> pd.DataFrame:
         data, _ = simulate_replicate(scenario, task.settings.seed, task.replicate)
         entry = _compiled(task, data)
         values = {name: value for name, value in data_values(data).items() if name in entry.names}
-        compiled = entry.compiled.with_data(**values)
+        if entry.compiled is None:
+            compiled = kernels.compile_fused(kernels.FusedModel(task.model, data))
+        else:
+            compiled = entry.compiled.with_data(**values)
         start = time.perf_counter()
         idata = draw_samples(compiled, task.settings.sampler(task.seed), task.seed, spec.target_accept)
         sample_s = time.perf_counter() - start
