@@ -3,9 +3,10 @@
 Side by side in one run, on the seed scenario, the Mundlak model, the study's sampling settings (2 chains x
 (500 tuning + 500 draws), one core):
 
-- groupfx: ``groupfx.study.run_task`` on replicate after replicate in one process: the model is compiled
-  for the first and the data swapped in (``with_data``) for the rest; LOO from the vectorised
-  log-likelihood. Compile share = compile seconds / all seconds.
+- groupfx: ``groupfx.study.run_task`` on replicate after replicate in one process: the Bernoulli Mundlak
+  model samples through its fused kernel (``groupfx.kernels``, cached on disk: no nutpie compilation),
+  the log-likelihood function is compiled for the first replicate and its data swapped in for the rest.
+  Compile share = compile seconds / all seconds.
 - refit (the seed's way): per replicate, the seed notebook's Mundlak model built anew, ``pm.sample(
   nuts_sampler="nutpie")`` (which compiles every time), ``pm.compute_log_likelihood`` and ``az.loo``.
 
