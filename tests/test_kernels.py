@@ -84,3 +84,13 @@ def test_a_fit_through_the_kernel_matches_one_through_pymc(small_sim):
     assert fused.idata.posterior["e"].dims[-1] == "group" and fused.loo.elpd_loo == pytest.approx(
         through_pymc.loo.elpd_loo, abs=2
     )
+
+
+def test_an_outcome_outside_zero_one_goes_to_the_pymc_model(small_sim):
+    from dataclasses import replace
+
+    priors = groupfx.priors.resolve_priors()
+    assert kernels.supported("naive", "bernoulli", priors, small_sim.data)
+    assert not kernels.supported(
+        "naive", "bernoulli", priors, replace(small_sim.data, y=small_sim.data.y * 2)
+    )

@@ -95,7 +95,9 @@ def fit(
     report(spec.label, "compiling")
     family = get_family(family).name
     pymc_model = build_model(spec.name, grouped, priors, family)
-    if kernels.supported(spec.name, family, priors):  # a fused kernel, cached on disk: no numba compile
+    if kernels.supported(
+        spec.name, family, priors, grouped
+    ):  # a fused kernel, cached on disk: no numba compile
         compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped))
     else:
         compiled = compile_model(pymc_model)

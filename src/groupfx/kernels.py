@@ -43,10 +43,12 @@ PRIORS_USED = {
 }
 
 
-def supported(model: str, family: str, priors: Mapping[str, Prior]) -> bool:
-    """Whether the fused kernel serves this model: Bernoulli family and the default priors."""
+def supported(model: str, family: str, priors: Mapping[str, Prior], data: GroupedData | None = None) -> bool:
+    """Whether the fused kernel serves this model: Bernoulli family, the default priors, and (given ``data``)
+    a y of 0s and 1s (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
     return (
         family == "bernoulli"
+        and (data is None or bool(np.isin(data.y, (0, 1)).all()))
         and model in KINDS
         and all(priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in PRIORS_USED[model])
     )

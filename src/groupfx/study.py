@@ -167,7 +167,7 @@ def _compiled(task: Task, data) -> _Compiled:
             return _Compiled(entry.model, entry.compiled, entry.loglik, entry.names, 0.0)
         start = time.perf_counter()
         model = build_model(task.model, data, family=scenario.family)
-        fused = kernels.supported(task.model, scenario.family, resolve_priors())
+        fused = kernels.supported(task.model, scenario.family, resolve_priors(), data)
         compiled = None if fused else compile_model(model)  # a fused kernel needs no compilation
         function = pointwise_loglik_function(model)
         entry = _Compiled(model, compiled, function, data_names(model), time.perf_counter() - start)
