@@ -10,13 +10,30 @@ from groupfx import kernels
 from groupfx.kernels import FusedModel
 from groupfx.models import build_model
 
-RENAMED = {"log_tau": "tau_log__", "log_bux": "bux_log__", "log_sigma": "sigma_log__"}
+RENAMED = {
+    "log_tau": "tau_log__",
+    "log_bux": "bux_log__",
+    "log_sigma": "sigma_log__",
+    "log_sigma_y": "sigma_y_log__",
+}
 
 
 @pytest.fixture(scope="module")
 def tables(small_sim, two_x_data):
+    from dataclasses import replace
+
     no_z = groupfx.GroupedData.from_frame(small_sim.to_frame(), x="x", z=None)
-    return {"one x, one z": small_sim.data, "two x, two z": two_x_data, "no z": no_z}
+    rng = np.random.default_rng(9)
+    n = two_x_data.n_units
+    trials = rng.integers(1, 6, n)
+    return {
+        "one x, one z": (small_sim.data, "bernoulli"),
+        "two x, two z": (two_x_data, "bernoulli"),
+        "no z": (no_z, "bernoulli"),
+        "binomial": (replace(two_x_data, y=rng.binomial(trials, 0.4), trials=trials), "binomial"),
+        "poisson": (replace(two_x_data, y=rng.poisson(2.0, n), exposure=rng.uniform(0.5, 2, n)), "poisson"),
+        "gaussian": (replace(two_x_data, y=rng.normal(size=n)), "gaussian"),
+    }
 
 
 def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
@@ -29,11 +46,11 @@ def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", list(kernels.KINDS))
-@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z"])
+@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z", "binomial", "poisson", "gaussian"])
 def test_kernel_equals_the_pymc_model(name, table, tables):
-    data = tables[table]
-    model = build_model(name, data)
-    fused = FusedModel(name, data)
+    data, family = tables[table]
+    model = build_model(name, data, family=family)
+    fused = FusedModel(name, data, family)
     initial = model.initial_point()
     logp, dlogp = model.compile_logp(jacobian=True), model.compile_dlogp(jacobian=True)
     sizes = [int(np.prod(np.shape(initial[v.name]))) for v in model.value_vars]
@@ -64,7 +81,10 @@ def test_kernel_equals_the_pymc_model(name, table, tables):
 def test_kernels_serve_only_the_default_priors_and_the_bernoulli_family():
     priors = groupfx.priors.resolve_priors()
     assert kernels.supported("mundlak", "bernoulli", priors)
-    assert not kernels.supported("mundlak", "poisson", priors)
+    assert kernels.supported("mundlak", "poisson", priors)
+    assert not kernels.supported(
+        "mundlak", "gaussian", priors | {"sigma_y": groupfx.Prior("HalfNormal", sigma=2)}
+    )
     assert not kernels.supported("latent_shared", "bernoulli", priors)
     wider = priors | {"tau": groupfx.Prior("HalfNormal", sigma=2)}
     assert not kernels.supported("multilevel", "bernoulli", wider)

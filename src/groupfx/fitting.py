@@ -98,7 +98,7 @@ def fit(
     if kernels.supported(
         spec.name, family, priors, grouped
     ):  # a fused kernel, cached on disk: no numba compile
-        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped))
+        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped, family))
     else:
         compiled = compile_model(pymc_model)
     timings["compile"] = time.perf_counter() - start

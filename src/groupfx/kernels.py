@@ -1,4 +1,4 @@
-"""Fused log-density and gradient kernels for the Bernoulli-logit models, sampled by nutpie directly.
+"""Fused log-density and gradient kernels for the five models in every family, sampled by nutpie directly.
 
 nutpie's PyMC path compiles each model's log-density and gradient with numba on every run (4-7 s a model
 on this machine, most of it numba's type inference of the generated graph, which cannot be cached). The
@@ -9,8 +9,9 @@ models here share one structure,
 so one hand-fused kernel serves them all: a single pass over the units accumulates the log-likelihood,
 the gradient of the slopes and the residual sum of each group, and the group-level chain rule costs O(G K).
 It is compiled once by numba and cached on disk, so later runs load it in milliseconds. The kernel is
-used when a model's priors are the defaults and the family is Bernoulli; anything else goes through the
-PyMC model. Tests hold its log-density (up to a constant) and gradient equal to the PyMC model's.
+used when a model's priors are the defaults (any family: Bernoulli, Binomial, Poisson with its exposure
+offset, Gaussian with ``sigma_y`` last in the vector); other priors go through the PyMC model. Tests hold
+its log-density (up to a constant) and gradient equal to the PyMC model's.
 
 Unconstrained parameter vector, in order (``K`` x columns, ``J`` z columns, ``G`` groups)::
 
@@ -30,9 +31,12 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data import GroupedData
+from groupfx.families import get_family
 from groupfx.priors import DEFAULT_PRIORS, Prior
 
 NAIVE, FIXED, MULTILEVEL, MUNDLAK, LATENT = range(5)
+BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = range(4)
+FAMILY_CODES = {"bernoulli": BERNOULLI, "binomial": BINOMIAL, "poisson": POISSON, "gaussian": GAUSSIAN}
 KINDS = {"naive": NAIVE, "fixed": FIXED, "multilevel": MULTILEVEL, "mundlak": MUNDLAK, "latent": LATENT}
 PRIORS_USED = {
     "naive": ("a0", "bxy", "bzy"),
@@ -44,14 +48,22 @@ PRIORS_USED = {
 
 
 def supported(model: str, family: str, priors: Mapping[str, Prior], data: GroupedData | None = None) -> bool:
-    """Whether the fused kernel serves this model: Bernoulli family, the default priors, and (given ``data``)
-    a y of 0s and 1s (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
+    """Whether the fused kernel serves this model: the default priors, and (given ``data``) a y the family
+    can hold (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
+    used = PRIORS_USED.get(model, ()) + (("sigma_y",) if family == "gaussian" else ())
     return (
-        family == "bernoulli"
-        and (data is None or bool(np.isin(data.y, (0, 1)).all()))
+        family in FAMILY_CODES
+        and (data is None or _valid_outcome(family, data))
         and model in KINDS
-        and all(priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in PRIORS_USED[model])
+        and all(priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used)
     )
+
+
+def _valid_outcome(family: str, data: GroupedData) -> bool:
+    y = np.asarray(data.y, dtype=float)
+    if get_family(family).invalid(y).any():
+        return False
+    return family != "binomial" or (data.trials is not None and bool((y <= data.trials).all()))
 
 
 def layout(model: str, n_groups: int, n_x: int, n_z: int) -> dict[str, tuple[int, int]]:
@@ -87,7 +99,7 @@ def _group_slopes_grad(grad, theta, at, resid, covariates):
 
 
 @numba.njit(nogil=True, cache=True)
-def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
+def _logp_grad(theta, kind, family, x, y, g, z, xbar, ss, n, n_groups, trials, offset):
     n_units, n_x = x.shape
     n_z = z.shape[1]
     grad = np.zeros_like(theta)
@@ -168,24 +180,39 @@ def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
     # --- one pass over the units ------------------------------------------------------------------
     resid = np.zeros(n_groups)
     gx = np.zeros(n_x)
+    sigma_y = np.exp(theta[-1]) if family == GAUSSIAN else 1.0
+    inv_var_y = 1.0 / (sigma_y * sigma_y)
+    squares = 0.0
     for i in range(n_units):
         gi = g[i]
         eta = c[gi]
         for k in range(n_x):
             eta += theta[bxy_at + k] * x[i, k]
-        if eta > 0.0:
-            t = np.exp(-eta)
-            softplus = eta + np.log1p(t)
-            p = 1.0 / (1.0 + t)
-        else:
-            t = np.exp(eta)
-            softplus = np.log1p(t)
-            p = t / (1.0 + t)
-        lp += y[i] * eta - softplus
-        r = y[i] - p
+        if family == GAUSSIAN:  # Normal(eta, sigma_y)
+            d = y[i] - eta
+            squares += d * d
+            r = d * inv_var_y
+        elif family == POISSON:  # Poisson(exp(eta + log exposure))
+            mu = np.exp(eta + offset[i])
+            lp += y[i] * (eta + offset[i]) - mu
+            r = y[i] - mu
+        else:  # Bernoulli and Binomial on the logit scale
+            if eta > 0.0:
+                t = np.exp(-eta)
+                softplus = eta + np.log1p(t)
+                p = 1.0 / (1.0 + t)
+            else:
+                t = np.exp(eta)
+                softplus = np.log1p(t)
+                p = t / (1.0 + t)
+            lp += y[i] * eta - trials[i] * softplus
+            r = y[i] - trials[i] * p
         resid[gi] += r
         for k in range(n_x):
             gx[k] += r * x[i, k]
+    if family == GAUSSIAN:  # the likelihood's scale term and sigma_y ~ Exponential(1) on log scale
+        lp += -0.5 * squares * inv_var_y - n_units * theta[-1] - sigma_y + theta[-1]
+        grad[-1] += squares * inv_var_y - n_units - sigma_y + 1.0
     # --- chain rule back to the parameters ---------------------------------------------------------
     for k in range(n_x):
         grad[bxy_at + k] += gx[k] - theta[bxy_at + k]
@@ -228,11 +255,15 @@ def _logp_grad(theta, kind, x, y, g, z, xbar, ss, n, n_groups):
 class FusedModel:
     """A model's data, layout and kernel: ``logp_grad(theta) -> (logp, grad)`` and ``expand(theta)``."""
 
-    def __init__(self, model: str, data: GroupedData) -> None:
+    def __init__(self, model: str, data: GroupedData, family: str = "bernoulli") -> None:
         self.model = model
         self.kind = KINDS[model]
+        self.family = family
         self.data = data
         self.blocks = layout(model, data.n_groups, data.n_x, data.n_z)
+        if family == "gaussian":
+            end = max(stop for _, stop in self.blocks.values())
+            self.blocks["log_sigma_y"] = (end, end + 1)
         self.n_dim = max(stop for _, stop in self.blocks.values())
         self.arrays = self._arrays(data)
 
@@ -247,15 +278,19 @@ class FusedModel:
             np.ascontiguousarray(data.x_within_ss, dtype=np.float64),
             data.group_sizes.astype(np.float64),
             data.n_groups,
+            np.ones(data.n_units) if data.trials is None else np.asarray(data.trials, dtype=np.float64),
+            np.zeros(data.n_units)
+            if data.exposure is None
+            else np.log(np.asarray(data.exposure, dtype=float)),
         )
 
     def with_data(self, data: GroupedData) -> FusedModel:
         """The same model on other data of the same shape."""
-        return FusedModel(self.model, data)
+        return FusedModel(self.model, data, self.family)
 
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
-        return _logp_grad(theta, self.kind, *self.arrays)
+        return _logp_grad(theta, self.kind, FAMILY_CODES[self.family], *self.arrays)
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""
@@ -283,6 +318,8 @@ class FusedModel:
             bux, ax = np.exp(part("log_bux")), part("ax").copy()
             m = part("m").reshape(data.n_groups, data.n_x).copy()
             out |= {"bux": bux, "ax": ax, "sigma": np.exp(part("log_sigma")), "m": m, "u": (m - ax) / bux}
+        if self.family == "gaussian":
+            out["sigma_y"] = np.asarray(np.exp(part("log_sigma_y")[0]))
         return out
 
     def expanded(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:

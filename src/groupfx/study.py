@@ -186,7 +186,7 @@ def run_task(task: Task) -> pd.DataFrame:
         entry = _compiled(task, data)
         values = {name: value for name, value in data_values(data).items() if name in entry.names}
         if entry.compiled is None:
-            compiled = kernels.compile_fused(kernels.FusedModel(task.model, data))
+            compiled = kernels.compile_fused(kernels.FusedModel(task.model, data, task.scenario.family))
         else:
             compiled = entry.compiled.with_data(**values)
         start = time.perf_counter()
