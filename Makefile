@@ -40,6 +40,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/study_bench.py
+	$(BIN)/python benchmarks/kernel_bench.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: $(STAMP)
