@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx.effects import unit_data
+from groupfx.effects import flat_draws, unit_data
 from groupfx.results import Fit
 
 CHECK_DRAWS = 200
@@ -24,12 +24,10 @@ POISSON_CAP = 1e15
 
 
 def _subset(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
-    posterior = fit.idata.posterior
-    total = posterior.sizes["chain"] * posterior.sizes["draw"]
+    everything = flat_draws(fit, names)
+    total = next(iter(everything.values())).shape[0]
     chosen = np.sort(np.random.default_rng(seed).choice(total, size=min(draws, total), replace=False))
-    return {
-        name: posterior[name].to_numpy().reshape(total, *posterior[name].shape[2:])[chosen] for name in names
-    }
+    return {name: values[chosen] for name, values in everything.items()}
 
 
 def _blocks(expected, params: dict[str, np.ndarray], units: dict[str, np.ndarray]):
@@ -62,9 +60,7 @@ def group_intercepts(fit: Fit) -> np.ndarray:
         "trials": np.ones(data.n_groups, dtype=np.int64),
         "log_exposure": np.zeros(data.n_groups),
     }
-    posterior = fit.idata.posterior
-    total = posterior.sizes["chain"] * posterior.sizes["draw"]
-    params = {n: posterior[n].to_numpy().reshape(total, *posterior[n].shape[2:]) for n in expected.parameters}
+    params = flat_draws(fit, expected.parameters)
     mean = expected.function(*(params[n] for n in expected.parameters), *(units[n] for n in expected.data))
     if fit.family in ("bernoulli", "binomial"):
         return np.log(mean) - np.log1p(-mean)

@@ -70,7 +70,8 @@ class ExpectedOutcome:
         return cls(function, [v.name for v in used], list(shared))
 
 
-def _draws(fit: Fit, names: list[str]) -> dict[str, np.ndarray]:
+def flat_draws(fit: Fit, names: list[str]) -> dict[str, np.ndarray]:
+    """The posterior draws of ``names`` with chains and draws flattened into one leading dimension."""
     posterior = fit.idata.posterior
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     return {
@@ -109,7 +110,7 @@ def contrast_draws(fit: Fit, x: str | None = None, delta: float = 1.0) -> tuple[
         )
     column = data.x_names.index(x)
     expected = fit.expected_outcome
-    params = _draws(fit, expected.parameters)
+    params = flat_draws(fit, expected.parameters)
     n_draws = next(iter(params.values())).shape[0]
     units = unit_data(fit)
     block = max(1, BLOCK_BYTES // (8 * n_draws))

@@ -284,10 +284,6 @@ class FusedModel:
             else np.log(np.asarray(data.exposure, dtype=float)),
         )
 
-    def with_data(self, data: GroupedData) -> FusedModel:
-        """The same model on other data of the same shape."""
-        return FusedModel(self.model, data, self.family)
-
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
         return _logp_grad(theta, self.kind, FAMILY_CODES[self.family], *self.arrays)
