@@ -43,8 +43,8 @@ def grouped(n_units: int, seed: int = 0) -> GroupedData:
 
 def numpy_floor(fused: FusedModel):
     """Vectorised NumPy logp + gradient of the likelihood part (the per-row work; priors are O(G))."""
-    x, y, g, z, xbar = (fused.arrays[0][:, 0], fused.arrays[1], fused.arrays[2], fused.arrays[3][:, 0],
-                        fused.arrays[4][:, 0])  # fmt: skip
+    data = fused.data
+    x, y, g, z, xbar = data.x[:, 0], data.y.astype(float), data.group, data.z[:, 0], data.xbar[:, 0]
     n_groups = fused.data.n_groups
     blocks = fused.blocks
 
