@@ -137,3 +137,32 @@ def test_a_point_outside_the_support_gives_a_non_finite_density_not_a_finite_one
     theta[latent.blocks["log_sigma"][0]] = -800.0  # sigma = exp(-800) is 0.0 in floating point
     value, _ = latent.logp_grad(theta)  # no ZeroDivisionError
     assert not np.isfinite(value)
+
+
+@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "binomial", "poisson", "gaussian"])
+def test_single_precision_kernel_tracks_double_precision(table, tables):
+    data, family = tables[table]
+    rng = np.random.default_rng(11)
+    for name in kernels.KINDS:
+        double = FusedModel(name, data, family)
+        single = FusedModel(name, data, family, precision="float32")
+        assert single.arrays[0].dtype == np.float32 and double.arrays[0].dtype == np.float64
+        for _ in range(3):
+            theta = rng.normal(0, 0.7, double.n_dim)
+            (lp64, g64), (lp32, g32) = double.logp_grad(theta), single.logp_grad(theta)
+            assert g32.dtype == np.float64
+            assert abs(lp32 - lp64) < 2e-6 * abs(lp64), name
+            np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-6 * np.abs(g64).max())
+
+
+def test_single_precision_fit_agrees_with_double_and_is_refused_off_the_kernel():
+    sim = groupfx.simulate(n_groups=20, n_units=600, seed=5)
+    double = groupfx.fit(sim, "mundlak", warn=False, draws=1000, tune=500, chains=4)
+    single = groupfx.fit(sim, "mundlak", warn=False, draws=1000, tune=500, chains=4, precision="float32")
+    for name in ("bxy", "bzy", "buy"):
+        a, b = single.idata.posterior[name], double.idata.posterior[name]
+        assert abs(float(a.mean()) - float(b.mean())) < 0.25 * float(b.std()), name
+    with pytest.raises(groupfx.InputError, match="precision='float32' needs the fused kernel"):
+        groupfx.fit(sim, "latent_shared", warn=False, draws=10, tune=10, chains=1, precision="float32")
+    with pytest.raises(groupfx.InputError, match="precision must be"):
+        groupfx.SamplerSettings(precision="float16")

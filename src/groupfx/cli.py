@@ -68,6 +68,12 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chains", type=_positive_int, default=4, help="number of chains (4)")
     parser.add_argument("--cores", type=_positive_int, default=None, help="chains run at once (CPU count)")
     parser.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of the per-unit work: float32 is ~1.5x faster on large data (float64)",
+    )
+    parser.add_argument(
         "--models",
         type=_model_list,
         default=None,
@@ -305,7 +311,12 @@ def _sampler(args: argparse.Namespace):
     from groupfx.sampling import SamplerSettings
 
     return SamplerSettings(
-        draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores, seed=args.seed
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        cores=args.cores,
+        seed=args.seed,
+        precision=args.precision,
     )
 
 

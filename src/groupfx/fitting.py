@@ -95,10 +95,13 @@ def fit(
     report(spec.label, "compiling")
     family = get_family(family).name
     pymc_model = build_model(spec.name, grouped, priors, family)
-    if kernels.supported(
-        spec.name, family, priors, grouped
-    ):  # a fused kernel, cached on disk: no numba compile
-        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped, family))
+    if kernels.supported(spec.name, family, priors, grouped):  # a fused kernel, cached on disk: no compile
+        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped, family, settings.precision))
+    elif settings.precision != "float64":
+        raise InputError(
+            f"{spec.label}: precision={settings.precision!r} needs the fused kernel, which serves the five"
+            " models with the default priors; this model or these priors run in float64 (drop the option)."
+        )
     else:
         compiled = compile_model(pymc_model)
     timings["compile"] = time.perf_counter() - start

@@ -33,13 +33,15 @@ import numba
 import numpy as np
 import pandas as pd
 
-from groupfx import vector_math
+from groupfx import unit_pass
 from groupfx.data import GroupedData
 from groupfx.families import get_family
 from groupfx.priors import DEFAULT_PRIORS, Prior
 
 NAIVE, FIXED, MULTILEVEL, MUNDLAK, LATENT = range(5)
-BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = range(4)
+BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = (unit_pass.BERNOULLI, unit_pass.BINOMIAL, unit_pass.POISSON,
+                                         unit_pass.GAUSSIAN)  # fmt: skip
+PRECISIONS = ("float64", "float32")
 FAMILY_CODES = {"bernoulli": BERNOULLI, "binomial": BINOMIAL, "poisson": POISSON, "gaussian": GAUSSIAN}
 KINDS = {"naive": NAIVE, "fixed": FIXED, "multilevel": MULTILEVEL, "mundlak": MUNDLAK, "latent": LATENT}
 PRIORS_USED = {
@@ -100,80 +102,6 @@ def _group_slopes_grad(grad, theta, at, resid, covariates):
         for gi in range(covariates.shape[0]):
             total += resid[gi] * covariates[gi, j]
         grad[at + j] += total
-
-
-FAST = vector_math.FAST
-CHUNK = 256
-"""Units handled per vectorised block (blocks never straddle two groups)."""
-
-
-@numba.njit(nogil=True, cache=True, fastmath=FAST, error_model="numpy")
-def _unit_pass(family, bxy, c, xt, y, starts, trials, offset, inv_var_y):
-    """Log-likelihood of the units and its derivative by each group's linear predictor and by ``bxy``.
-
-    The units are sorted by group (``starts[g]:starts[g + 1]`` holds group ``g``), so each group is a
-    contiguous run: its linear predictor ``c[g] + x @ bxy`` needs no gather, its residual sum no scatter,
-    and every loop below is a straight SIMD loop over at most ``CHUNK`` units.
-
-    Returns ``(log-likelihood, sum of squared residuals (Gaussian), residual sum per group, x' residual)``.
-    """
-    n_x = xt.shape[0]
-    n_groups = starts.shape[0] - 1
-    eta = np.empty(CHUNK)
-    r = np.empty(CHUNK)
-    resid = np.zeros(n_groups)
-    gx = np.zeros(n_x)
-    lp = 0.0
-    squares = 0.0
-    for gi in range(n_groups):
-        for lo in range(starts[gi], starts[gi + 1], CHUNK):
-            m = min(CHUNK, starts[gi + 1] - lo)
-            for j in range(m):
-                eta[j] = c[gi]
-            for k in range(n_x):
-                b = bxy[k]
-                for j in range(m):
-                    eta[j] += b * xt[k, lo + j]
-            block_lp = 0.0
-            block_r = 0.0
-            if family == BERNOULLI:  # logit link: softplus and sigmoid from one exp
-                for j in range(m):
-                    e = eta[j]
-                    t = vector_math.exp(-abs(e))
-                    inv = 1.0 / (1.0 + t)
-                    block_lp += y[lo + j] * e - max(e, 0.0) - vector_math.log1p_unit(t)
-                    r[j] = y[lo + j] - inv * (t + np.float64(e > 0.0) * (1.0 - t))
-                    block_r += r[j]
-            elif family == BINOMIAL:  # the same with trials[i] draws
-                for j in range(m):
-                    e = eta[j]
-                    t = vector_math.exp(-abs(e))
-                    softplus = max(e, 0.0) + vector_math.log1p_unit(t)
-                    inv = 1.0 / (1.0 + t)
-                    block_lp += y[lo + j] * e - trials[lo + j] * softplus
-                    r[j] = y[lo + j] - trials[lo + j] * inv * (t + np.float64(e > 0.0) * (1.0 - t))
-                    block_r += r[j]
-            elif family == POISSON:  # Poisson(exp(eta + log exposure))
-                for j in range(m):
-                    e = eta[j] + offset[lo + j]
-                    mu = vector_math.exp(e)
-                    block_lp += y[lo + j] * e - mu
-                    r[j] = y[lo + j] - mu
-                    block_r += r[j]
-            else:  # Normal(eta, sigma_y)
-                for j in range(m):
-                    d = y[lo + j] - eta[j]
-                    squares += d * d
-                    r[j] = d * inv_var_y
-                    block_r += r[j]
-            lp += block_lp
-            resid[gi] += block_r
-            for k in range(n_x):
-                total = 0.0
-                for j in range(m):
-                    total += r[j] * xt[k, lo + j]
-                gx[k] += total
-    return lp, squares, resid, gx
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # a zero scale gives inf, not an exception
@@ -258,7 +186,7 @@ def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, tri
     # --- one pass over the units, group by group -----------------------------------------------------
     sigma_y = np.exp(theta[-1]) if family == GAUSSIAN else 1.0
     inv_var_y = 1.0 / (sigma_y * sigma_y)
-    unit_lp, squares, resid, gx = _unit_pass(
+    unit_lp, squares, resid, gx = unit_pass.unit_pass(
         family, theta[bxy_at : bxy_at + n_x], c, xt, y, starts, trials, offset, inv_var_y
     )
     lp += unit_lp
@@ -305,10 +233,20 @@ def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, tri
 
 
 class FusedModel:
-    """A model's data, layout and kernel: ``logp_grad(theta) -> (logp, grad)`` and ``expand(theta)``."""
+    """A model's data, layout and kernel: ``logp_grad(theta) -> (logp, grad)`` and ``expand(theta)``.
 
-    def __init__(self, model: str, data: GroupedData, family: str = "bernoulli") -> None:
+    ``precision="float32"`` keeps the unit-level data in single precision and runs the per-unit pass in
+    float32 lanes (sums stay float64): about 1.7x faster per unit, with the log-density off by about
+    1e-7 of its size. Group-level work and the returned gradient stay float64.
+    """
+
+    def __init__(
+        self, model: str, data: GroupedData, family: str = "bernoulli", precision: str = "float64"
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r}).")
         self.model = model
+        self.precision = precision
         self.kind = KINDS[model]
         self.family = family
         self.data = data
@@ -317,10 +255,10 @@ class FusedModel:
             end = max(stop for _, stop in self.blocks.values())
             self.blocks["log_sigma_y"] = (end, end + 1)
         self.n_dim = max(stop for _, stop in self.blocks.values())
-        self.arrays = self._arrays(data)
+        self.arrays = self._arrays(data, np.dtype(precision))
 
     @staticmethod
-    def _arrays(data: GroupedData) -> tuple:
+    def _arrays(data: GroupedData, dtype: np.dtype) -> tuple:
         """The kernel's arrays, units sorted by group (the likelihood does not depend on their order)."""
         order = np.argsort(data.group, kind="stable")
         starts = np.zeros(data.n_groups + 1, dtype=np.int64)
@@ -328,16 +266,16 @@ class FusedModel:
         trials = np.ones(data.n_units) if data.trials is None else np.asarray(data.trials, dtype=np.float64)
         exposure = np.ones(data.n_units) if data.exposure is None else np.asarray(data.exposure, dtype=float)
         return (
-            np.ascontiguousarray(np.asarray(data.x, dtype=np.float64)[order].T),
-            np.ascontiguousarray(np.asarray(data.y, dtype=np.float64)[order]),
+            np.ascontiguousarray(np.asarray(data.x, dtype=np.float64)[order].T, dtype=dtype),
+            np.ascontiguousarray(np.asarray(data.y, dtype=np.float64)[order], dtype=dtype),
             starts,
             np.ascontiguousarray(data.z, dtype=np.float64).reshape(data.n_groups, data.n_z),
             np.ascontiguousarray(data.xbar, dtype=np.float64),
             np.ascontiguousarray(data.x_within_ss, dtype=np.float64),
             data.group_sizes.astype(np.float64),
             data.n_groups,
-            np.ascontiguousarray(trials[order]),
-            np.ascontiguousarray(np.log(exposure[order])),
+            np.ascontiguousarray(trials[order], dtype=dtype),
+            np.ascontiguousarray(np.log(exposure[order]), dtype=dtype),
         )
 
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:

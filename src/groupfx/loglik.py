@@ -8,6 +8,8 @@ is alive at a time besides the result.
 
 from __future__ import annotations
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pymc as pm
@@ -18,10 +20,15 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
 
+from groupfx import psis
 from groupfx.families import OUTCOME
 
 BLOCK_BYTES = 256 * 2**20
 """Largest block of pointwise values computed at once."""
+ELPD_FIELDS = ("elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k")
+ELPD_FIELDS += ("scale", "good_k")
+LOO_BLOCK_BYTES = 64 * 2**20
+"""Largest block of pointwise values :func:`loo` holds (all draws of a block of units)."""
 
 
 def pointwise_loglik_function(model: pm.Model, var_name: str = OUTCOME):
@@ -91,7 +98,90 @@ def pointwise_loglik(
 
 
 def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, function=None) -> az.ELPDData:
-    """PSIS-LOO of ``var_name``, computed without keeping the log-likelihood in ``idata``."""
-    loglik = pointwise_loglik(model, idata.posterior, var_name, function)
-    scratch = az.InferenceData(posterior=idata.posterior, log_likelihood=xr.Dataset({var_name: loglik}))
-    return az.loo(scratch, pointwise=True, var_name=var_name)
+    """PSIS-LOO of ``var_name``, computed block by block over the units and kept nowhere.
+
+    The pointwise log-likelihood is evaluated for a block of units at a time (all draws, at most
+    ``BLOCK_BYTES``), smoothed and summed by :func:`groupfx.psis.psis_loo_block`, and dropped, so the
+    ``chains x draws x N`` array never exists: at N = 1e6 and 4000 draws it would be 32 GB. The result is
+    ``arviz.loo``'s (tests hold the two equal) and works with ``arviz.compare``.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model the posterior was drawn from.
+    idata : arviz.InferenceData
+        Its posterior.
+    var_name : str
+        Observed variable.
+    function : tuple, optional
+        ``pointwise_loglik_function(model, var_name)``, compiled once and reused.
+
+    Returns
+    -------
+    arviz.ELPDData
+        As ``arviz.loo(..., pointwise=True)`` returns it.
+    """
+    fn, names, umodel = function or pointwise_loglik_function(model, var_name)
+    posterior = idata.posterior
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    n_samples = n_chains * n_draws
+    stacked = [posterior[name].to_numpy().reshape(n_samples, *posterior[name].shape[2:]) for name in names]
+    unit_data = {
+        name: umodel[name].get_value()
+        for name, dims in umodel.named_vars_to_dims.items()
+        if name in {v.name for v in umodel.data_vars} and dims and dims[0] == "unit"
+    }
+    n_obs = len(next(iter(unit_data.values())))
+    if n_chains == 1:
+        reff = 1.0
+    else:
+        ess_mean = az.ess(posterior, method="mean")
+        reff = float(np.hstack([ess_mean[v].values.ravel() for v in ess_mean.data_vars]).mean() / n_samples)
+    cutoff_rank = psis.tail_length(n_samples, reff)
+    block = max(1, LOO_BLOCK_BYTES // (8 * n_samples))
+    elpd_i, lppd_i, pareto_k = (np.empty(n_obs) for _ in range(3))
+    try:
+        for start in range(0, n_obs, block):
+            stop = min(n_obs, start + block)
+            pm.set_data(
+                {name: values[start:stop] for name, values in unit_data.items()},
+                model=umodel,
+                coords={"unit": np.arange(start, stop)},
+            )
+            values = np.ascontiguousarray(np.asarray(fn(*stacked)).reshape(n_samples, stop - start).T)
+            elpd_i[start:stop], lppd_i[start:stop], pareto_k[start:stop] = psis.psis_loo_block(
+                values, cutoff_rank
+            )
+    finally:  # the model copy may be reused (the study's compile cache): give it its data back
+        pm.set_data(unit_data, model=umodel, coords={"unit": np.arange(n_obs)})
+    return _elpd_data(elpd_i, lppd_i, pareto_k, n_samples)
+
+
+def _elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_samples: int) -> az.ELPDData:
+    """``arviz.loo``'s result object (log scale, pointwise) from the pointwise values."""
+    n_obs = len(elpd_i)
+    good_k = min(1 - 1 / np.log10(n_samples), 0.7)
+    warning = bool(np.any(pareto_k > good_k))
+    if warning:
+        warnings.warn(
+            f"Estimated shape parameter of Pareto distribution is greater than {good_k:.2f} for one or more"
+            " samples: importance sampling is unreliable for those observations.",
+            UserWarning,
+            stacklevel=3,
+        )
+    coords = {"unit": np.arange(n_obs)}
+    return az.ELPDData(
+        data=[
+            float(elpd_i.sum()),
+            float((n_obs * np.var(elpd_i)) ** 0.5),
+            float(lppd_i.sum() - elpd_i.sum()),
+            n_samples,
+            n_obs,
+            warning,
+            xr.DataArray(elpd_i, dims=("unit",), coords=coords, name="loo_i"),
+            xr.DataArray(pareto_k, dims=("unit",), coords=coords, name="pareto_shape"),
+            "log",
+            good_k,
+        ],
+        index=list(ELPD_FIELDS),
+    )

@@ -35,6 +35,17 @@ def _float_from_bits(typingctx, bits):
     return signature, codegen
 
 
+@intrinsic
+def _bits_from_float(typingctx, value):
+    """Reinterpret a float64 as the int64 with the same bits."""
+    signature = types.int64(types.float64)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return signature, codegen
+
+
 @numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
 def exp(x: float) -> float:
     """``e ** x`` for ``x`` clamped to [-708, 709] (below, the result is below 1e-307; above, it overflows).
@@ -83,3 +94,81 @@ def log1p_unit(t: float) -> float:
     q = s2 * (1 / 5 + q)
     q = s2 * (1 / 3 + q)
     return upper * LN2 + 2.0 * s * (1.0 + q)
+
+
+@numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
+def log(w: float) -> float:
+    """Natural log of a positive normal ``w`` (0, negatives, inf and NaN are the caller's to avoid).
+
+    ``w = 2 ** e * m`` from the bits, with ``m`` in [sqrt(2) / 2, sqrt(2)), then ``log(m)`` by the series
+    of :func:`log1p_unit`.
+    """
+    bits = _bits_from_float(w)
+    e = (bits >> 52) - 1023
+    m = _float_from_bits((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+    upper = np.float64(m > 1.4142135623730951)
+    m = m * (1.0 - 0.5 * upper)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    s2 = s * s
+    q = s2 * (1 / 21)
+    q = s2 * (1 / 19 + q)
+    q = s2 * (1 / 17 + q)
+    q = s2 * (1 / 15 + q)
+    q = s2 * (1 / 13 + q)
+    q = s2 * (1 / 11 + q)
+    q = s2 * (1 / 9 + q)
+    q = s2 * (1 / 7 + q)
+    q = s2 * (1 / 5 + q)
+    q = s2 * (1 / 3 + q)
+    return (np.float64(e) + upper) * LN2 + 2.0 * s * (1.0 + q)
+
+
+# --- single precision: half the bytes, twice the lanes ---------------------------------------------------
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """Reinterpret an int32 as the float32 with the same bits."""
+    signature = types.float32(types.int32)
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return signature, codegen
+
+
+F32_LOG2E = np.float32(LOG2E)
+F32_LN2_HI = np.float32(0.693145751953125)  # ln 2 in two parts, so that n * LN2_HI is exact
+F32_LN2_LO = np.float32(1.428606765330187e-06)
+F32_SQRT2_MINUS_1 = np.float32(SQRT2_MINUS_1)
+
+
+@numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
+def exp32(x: np.float32) -> np.float32:
+    """Single-precision ``e ** x`` for ``x`` clamped to [-87, 88]; relative error below 4e-7."""
+    x = min(max(x, np.float32(-87.0)), np.float32(88.0))
+    n = np.floor(x * F32_LOG2E + np.float32(0.5))
+    r = (x - n * F32_LN2_HI) - n * F32_LN2_LO
+    p = r * np.float32(1 / 5040)
+    p = r * (np.float32(1 / 720) + p)
+    p = r * (np.float32(1 / 120) + p)
+    p = r * (np.float32(1 / 24) + p)
+    p = r * (np.float32(1 / 6) + p)
+    p = r * (np.float32(0.5) + p)
+    p = np.float32(1.0) + r * (np.float32(1.0) + p)
+    return p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+@numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
+def log1p_unit32(t: np.float32) -> np.float32:
+    """Single-precision ``log(1 + t)`` for ``t`` in [0, 1]; absolute error below 2e-7."""
+    upper = np.float32(t > F32_SQRT2_MINUS_1)
+    f = t + upper * ((t - np.float32(1.0)) * np.float32(0.5) - t)
+    s = f / (np.float32(2.0) + f)
+    s2 = s * s
+    q = s2 * np.float32(1 / 9)
+    q = s2 * (np.float32(1 / 7) + q)
+    q = s2 * (np.float32(1 / 5) + q)
+    q = s2 * (np.float32(1 / 3) + q)
+    return upper * np.float32(LN2) + np.float32(2.0) * s * (np.float32(1.0) + q)
