@@ -31,7 +31,6 @@ from collections.abc import Mapping
 
 import numba
 import numpy as np
-import pandas as pd
 
 from groupfx import unit_pass
 from groupfx.data import GroupedData
@@ -331,35 +330,7 @@ class FusedModel:
 
 
 def compile_fused(fused: FusedModel):
-    """A nutpie model sampling ``fused`` through its kernel (no numba compilation of a PyMC graph)."""
-    from nutpie.compiled_pyfunc import from_pyfunc
+    """A nutpie model sampling ``fused`` through its kernel as a C function (:mod:`groupfx.native`)."""
+    from groupfx.native import compile_native
 
-    names, shapes, dims = fused.expanded()
-    data = fused.data
-    coords = {"group": pd.Index(data.group_labels), "x_var": pd.Index(data.x_names)}
-    if data.n_z:
-        coords["z_var"] = pd.Index(data.z_names)
-
-    def make_logp_fn():
-        def logp(theta, **shared):
-            return fused.logp_grad(theta)
-
-        return logp
-
-    def make_expand_fn(seed1, seed2, chain):
-        def expand(theta, **shared):
-            return fused.expand(theta)
-
-        return expand
-
-    return from_pyfunc(
-        fused.n_dim,
-        make_logp_fn,
-        make_expand_fn,
-        [np.dtype("float64")] * len(names),
-        shapes,
-        names,
-        coords=coords,
-        dims=dims,
-        make_initial_point_fn=fused.initial_point,
-    )
+    return compile_native(fused)
