@@ -109,6 +109,19 @@ def test_loo_notes_count_high_pareto_k(small_fits):
         assert note.startswith(f"{fit.label}: {count} of {len(fit.loo.pareto_k)} observations")
 
 
+def test_the_report_says_what_loo_cost(small_fits, monkeypatch):
+    from groupfx import loglik
+    from groupfx.report import loo_cost
+
+    fits = list(small_fits.values())
+    text = loo_cost(fits)
+    assert "120 draws x 200 units, 0 MiB if held whole) was computed 200 units at a time" in text
+    for fit in fits:
+        assert f"{fit.label} {fit.timings['loo']:.1f} s" in text
+    monkeypatch.setattr(loglik, "LOO_BLOCK_BYTES", 8 * 120 * 50)
+    assert "computed 50 units at a time" in loo_cost(fits)
+
+
 def test_a_model_that_cannot_start_is_one_clear_error(small_sim):
     from dataclasses import replace
 

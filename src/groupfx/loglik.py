@@ -97,6 +97,11 @@ def pointwise_loglik(
     )
 
 
+def loo_block_units(n_samples: int) -> int:
+    """Units whose pointwise log-likelihood :func:`loo` evaluates at once, for ``n_samples`` draws."""
+    return max(1, LOO_BLOCK_BYTES // (8 * n_samples))
+
+
 def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, function=None) -> az.ELPDData:
     """PSIS-LOO of ``var_name``, computed block by block over the units and kept nowhere.
 
@@ -138,7 +143,7 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
         ess_mean = az.ess(posterior, method="mean")
         reff = float(np.hstack([ess_mean[v].values.ravel() for v in ess_mean.data_vars]).mean() / n_samples)
     cutoff_rank = psis.tail_length(n_samples, reff)
-    block = max(1, LOO_BLOCK_BYTES // (8 * n_samples))
+    block = loo_block_units(n_samples)
     elpd_i, lppd_i, pareto_k = (np.empty(n_obs) for _ in range(3))
     try:
         for start in range(0, n_obs, block):

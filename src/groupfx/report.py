@@ -13,6 +13,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from groupfx import loglik
 from groupfx.data import GroupedData
 from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.families import get_family
@@ -154,6 +155,22 @@ def loo_notes(fits: Sequence[Fit]) -> list[str]:
     return notes
 
 
+def loo_cost(fits: Sequence[Fit]) -> str:
+    """What the blocked PSIS-LOO cost: the array it never held, the block it held instead, the seconds."""
+    if not fits:
+        return ""
+    first = fits[0]
+    n_samples, n_units = int(first.loo.n_samples), int(first.loo.n_data_points)
+    block = loglik.loo_block_units(n_samples)
+    seconds = ", ".join(f"{fit.label} {fit.timings.get('loo', float('nan')):.1f} s" for fit in fits)
+    return (
+        f"The pointwise log-likelihood ({n_samples:,} draws x {n_units:,} units,"
+        f" {8 * n_samples * n_units / 2**20:,.0f} MiB if held whole) was computed {min(block, n_units):,}"
+        f" units at a time ({8 * n_samples * min(block, n_units) / 2**20:,.0f} MiB), smoothed and dropped;"
+        f" LOO took {seconds}."
+    )
+
+
 def render_report(
     *,
     fits: Sequence[Fit],
@@ -258,6 +275,7 @@ def render_report(
         ],
         loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")),
         loo_notes=loo_notes(fits),
+        loo_cost=loo_cost(fits),
         decomposition=None
         if decomposition is None or decomposition.empty
         else _table(decomposition.set_index(["model", "term", "effect"])),
