@@ -37,3 +37,24 @@ def two_x_data(small_sim) -> groupfx.GroupedData:
     frame["x2"] = -0.5 * frame["ug"] + rng.normal(size=len(frame))
     frame["z2"] = rng.normal(size=small_sim.data.n_groups)[frame["group"].to_numpy()]
     return groupfx.GroupedData.from_frame(frame, x=["x", "x2"], z=["z", "z2"])
+
+
+@pytest.fixture(scope="session")
+def tables(small_sim, two_x_data):
+    """Six tables and their families: the kernels' and the numba LOO's test cases."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    no_z = groupfx.GroupedData.from_frame(small_sim.to_frame(), x="x", z=None)
+    rng = np.random.default_rng(9)
+    n = two_x_data.n_units
+    trials = rng.integers(1, 6, n)
+    return {
+        "one x, one z": (small_sim.data, "bernoulli"),
+        "two x, two z": (two_x_data, "bernoulli"),
+        "no z": (no_z, "bernoulli"),
+        "binomial": (replace(two_x_data, y=rng.binomial(trials, 0.4), trials=trials), "binomial"),
+        "poisson": (replace(two_x_data, y=rng.poisson(2.0, n), exposure=rng.uniform(0.5, 2, n)), "poisson"),
+        "gaussian": (replace(two_x_data, y=rng.normal(size=n)), "gaussian"),
+    }

@@ -18,24 +18,6 @@ RENAMED = {
 }
 
 
-@pytest.fixture(scope="module")
-def tables(small_sim, two_x_data):
-    from dataclasses import replace
-
-    no_z = groupfx.GroupedData.from_frame(small_sim.to_frame(), x="x", z=None)
-    rng = np.random.default_rng(9)
-    n = two_x_data.n_units
-    trials = rng.integers(1, 6, n)
-    return {
-        "one x, one z": (small_sim.data, "bernoulli"),
-        "two x, two z": (two_x_data, "bernoulli"),
-        "no z": (no_z, "bernoulli"),
-        "binomial": (replace(two_x_data, y=rng.binomial(trials, 0.4), trials=trials), "binomial"),
-        "poisson": (replace(two_x_data, y=rng.poisson(2.0, n), exposure=rng.uniform(0.5, 2, n)), "poisson"),
-        "gaussian": (replace(two_x_data, y=rng.normal(size=n)), "gaussian"),
-    }
-
-
 def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
     point = {}
     for block, (start, stop) in fused.blocks.items():

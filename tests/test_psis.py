@@ -85,3 +85,30 @@ def test_loo_memory_is_a_block_not_draws_by_units():
     whole = 8 * 1000 * n_units
     assert result.n_data_points == n_units and np.isfinite(result.elpd_loo)
     assert peak < 0.5 * whole, f"peak {peak / 2**20:.0f} MiB, the whole array {whole / 2**20:.0f} MiB"
+
+
+def _expanded_posterior(fused, rng, chains=2, draws=150):
+    names, _, dims = fused.expanded()
+    thetas = rng.normal(0, 0.3, (chains, draws, fused.n_dim))
+    values = [[fused.expand(theta) for theta in chain] for chain in thetas]
+    stacked = {n: np.array([[v[n] for v in chain] for chain in values]) for n in names}
+    return xr.Dataset({n: (("chain", "draw", *dims.get(n, ())), stacked[n]) for n in names})
+
+
+@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z", "binomial", "poisson", "gaussian"])
+def test_numba_loo_of_a_fused_model_equals_the_pymc_models(table, tables, monkeypatch):
+    """Every family's normalising constants included; blocks of whole groups, in the data's unit order."""
+    from groupfx import fused_loo, kernels
+
+    data, family = tables[table]
+    rng = np.random.default_rng(8)
+    monkeypatch.setattr(loglik, "LOO_BLOCK_BYTES", 8 * 300 * 40)  # blocks of about 40 units: many groups
+    for name in kernels.KINDS:
+        fused = kernels.FusedModel(name, data, family)
+        posterior = _expanded_posterior(fused, rng)
+        ours = fused_loo.loo(fused, posterior)
+        model = groupfx.build_model(name, data, family=family)
+        reference = loglik.loo(model, az.InferenceData(posterior=posterior))
+        np.testing.assert_allclose(ours.loo_i.values, reference.loo_i.values, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(ours.pareto_k.values, reference.pareto_k.values, rtol=1e-8, atol=1e-10)
+        assert ours.p_loo == pytest.approx(reference.p_loo, rel=1e-9)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import arviz as az
 import xarray as xr
 
-from groupfx import kernels
+from groupfx import fused_loo, kernels
 from groupfx.data import GroupedData
 from groupfx.diagnostics import find_issues, warn_issues
 from groupfx.errors import InputError, SamplingError
@@ -95,8 +95,10 @@ def fit(
     report(spec.label, "compiling")
     family = get_family(family).name
     pymc_model = build_model(spec.name, grouped, priors, family)
+    fused = None
     if kernels.supported(spec.name, family, priors, grouped):  # a fused kernel, cached on disk: no compile
-        compiled = kernels.compile_fused(kernels.FusedModel(spec.name, grouped, family, settings.precision))
+        fused = kernels.FusedModel(spec.name, grouped, family, settings.precision)
+        compiled = kernels.compile_fused(fused)
     elif settings.precision != "float64":
         raise InputError(
             f"{spec.label}: precision={settings.precision!r} needs the fused kernel, which serves the five"
@@ -120,7 +122,7 @@ def fit(
 
     start = time.perf_counter()
     report(spec.label, "computing LOO")
-    elpd = loo(pymc_model, idata)
+    elpd = loo(pymc_model, idata) if fused is None else fused_loo.loo(fused, idata.posterior)
     transformed = [name for name in idata.posterior.data_vars if str(name).endswith("__")]
     idata = az.InferenceData(
         posterior=idata.posterior.drop_vars(transformed),

@@ -137,12 +137,7 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
         if name in {v.name for v in umodel.data_vars} and dims and dims[0] == "unit"
     }
     n_obs = len(next(iter(unit_data.values())))
-    if n_chains == 1:
-        reff = 1.0
-    else:
-        ess_mean = az.ess(posterior, method="mean")
-        reff = float(np.hstack([ess_mean[v].values.ravel() for v in ess_mean.data_vars]).mean() / n_samples)
-    cutoff_rank = psis.tail_length(n_samples, reff)
+    cutoff_rank = psis.tail_length(n_samples, relative_efficiency(posterior))
     block = loo_block_units(n_samples)
     elpd_i, lppd_i, pareto_k = (np.empty(n_obs) for _ in range(3))
     try:
@@ -159,10 +154,20 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
             )
     finally:  # the model copy may be reused (the study's compile cache): give it its data back
         pm.set_data(unit_data, model=umodel, coords={"unit": np.arange(n_obs)})
-    return _elpd_data(elpd_i, lppd_i, pareto_k, n_samples)
+    return elpd_data(elpd_i, lppd_i, pareto_k, n_samples)
 
 
-def _elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_samples: int) -> az.ELPDData:
+def relative_efficiency(posterior: xr.Dataset) -> float:
+    """Mean ESS of every posterior value over the number of draws (ArviZ's ``reff``; 1 for one chain)."""
+    n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    if n_chains == 1:
+        return 1.0
+    ess_mean = az.ess(posterior, method="mean")
+    values = np.hstack([ess_mean[v].values.ravel() for v in ess_mean.data_vars])
+    return float(values.mean() / (n_chains * n_draws))
+
+
+def elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_samples: int) -> az.ELPDData:
     """``arviz.loo``'s result object (log scale, pointwise) from the pointwise values."""
     n_obs = len(elpd_i)
     good_k = min(1 - 1 / np.log10(n_samples), 0.7)

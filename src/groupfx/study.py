@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx import kernels
+from groupfx import fused_loo, kernels
 from groupfx.errors import InputError
 from groupfx.loglik import loo, pointwise_loglik_function
 from groupfx.models import DEFAULT_MODELS, build_model, data_names, data_values, get_spec
@@ -169,7 +169,7 @@ def _compiled(task: Task, data) -> _Compiled:
         model = build_model(task.model, data, family=scenario.family)
         fused = kernels.supported(task.model, scenario.family, resolve_priors(), data)
         compiled = None if fused else compile_model(model)  # a fused kernel needs no compilation
-        function = pointwise_loglik_function(model)
+        function = None if fused else pointwise_loglik_function(model)  # fused: LOO in numba
         entry = _Compiled(model, compiled, function, data_names(model), time.perf_counter() - start)
         _cache[key] = entry
         compile_count += 1
@@ -185,16 +185,21 @@ def run_task(task: Task) -> pd.DataFrame:
         data, _ = simulate_replicate(scenario, task.settings.seed, task.replicate)
         entry = _compiled(task, data)
         values = {name: value for name, value in data_values(data).items() if name in entry.names}
+        fused = None
         if entry.compiled is None:
-            compiled = kernels.compile_fused(kernels.FusedModel(task.model, data, task.scenario.family))
+            fused = kernels.FusedModel(task.model, data, task.scenario.family)
+            compiled = kernels.compile_fused(fused)
         else:
             compiled = entry.compiled.with_data(**values)
         start = time.perf_counter()
         idata = draw_samples(compiled, task.settings.sampler(task.seed), task.seed, spec.target_accept)
         sample_s = time.perf_counter() - start
-        with _lock:  # the model's data containers are shared by the threads of one process
-            pm.set_data(values, model=entry.loglik[2])  # the copy the log-likelihood reads
-            elpd = float(loo(entry.model, idata, function=entry.loglik).elpd_loo)
+        if fused is not None:
+            elpd = float(fused_loo.loo(fused, idata.posterior).elpd_loo)
+        else:
+            with _lock:  # the model's data containers are shared by the threads of one process
+                pm.set_data(values, model=entry.loglik[2])  # the copy the log-likelihood reads
+                elpd = float(loo(entry.model, idata, function=entry.loglik).elpd_loo)
         divergences = int(idata.sample_stats["diverging"].sum())
         status, reason = "ok", ""
         share = divergences / (task.settings.draws * task.settings.chains)
