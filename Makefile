@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/study_bench.py
 	$(BIN)/python benchmarks/kernel_bench.py
+	$(BIN)/python benchmarks/scale_bench.py
+	$(BIN)/python benchmarks/collect.py
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: $(STAMP)

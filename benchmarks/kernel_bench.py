@@ -1,10 +1,10 @@
 """``make bench`` (part 3): the cost of one log-density + gradient per row, per model and size.
 
-Side by side in one run, for each model (Bernoulli family, one x, one z, groups of about 100 units) at
-N = 2,000, 100,000 and 1,000,000 units: groupfx's fused kernel (``groupfx.kernels``), nutpie's compiled
-PyMC graph (numba backend, the path the kernels replace), and a plain vectorised NumPy evaluation of the
-same log density and gradient (the floor the issue sets). Reported as nanoseconds per row (the median of
-repeated calls divided by N). Writes ``benchmarks/kernel_results.md``.
+Side by side in one run, for each model (Bernoulli family, one x, one z, groups of about 100 units) at N =
+2,000, 100,000 and 1,000,000 units: groupfx's fused kernel (``groupfx.kernels``) in float64 and in float32,
+nutpie's compiled PyMC graph (numba backend, the path the kernels replace), and a plain vectorised NumPy
+evaluation of the same log density and gradient (the floor the issue sets). Reported as nanoseconds per row
+(the median of repeated calls divided by N). Writes ``benchmarks/kernel_results.md``.
 
 Usage: ``python benchmarks/kernel_bench.py [--sizes 2000 100000 1000000]``.
 """
@@ -96,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             fused = FusedModel(name, data)
             theta = np.random.default_rng(1).normal(0, 0.3, fused.n_dim)
             kernel = per_row(fused.logp_grad, theta, n)
+            single = per_row(FusedModel(name, data, precision="float32").logp_grad, theta, n)
             floor = per_row(numpy_floor(fused), theta, n)
             compiled = compile_model(build_model(name, data))
             graph = per_row(compiled.logp_func, theta, n)  # the graph's logp and gradient, no cfunc wrapper
-            rows.append((n, name, kernel, graph, floor))
+            rows.append((n, name, kernel, single, graph, floor))
             print(
-                f"N={n:>9} {name:<11} kernel {kernel:.1f}, PyMC graph {graph:.1f}, NumPy {floor:.1f} ns/row"
+                f"N={n:>9} {name:<11} kernel {kernel:.1f} (float32 {single:.1f}), PyMC graph {graph:.1f},"
+                f" NumPy {floor:.1f} ns/row"
             )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -110,14 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         f"Run {stamp} on {platform.machine()}, Python {platform.python_version()}; command `python"
         " benchmarks/kernel_bench.py`. Bernoulli family, one x, one z, groups of about 100 units; median of"
         " repeated single-threaded calls divided by N. The NumPy floor evaluates the likelihood part only"
-        " (logp, the slope gradient and the per-group residual sums), vectorised.",
+        " (logp, the slope gradient and the per-group residual sums), vectorised. The float32 kernel keeps"
+        " the unit-level data and lanes in single precision and sums in float64 (`--precision float32`).",
         "",
-        "| N | model | groupfx kernel (ns/row) | PyMC graph, numba (ns/row) | NumPy floor (ns/row)"
-        " | kernel / floor |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| N | model | groupfx kernel (ns/row) | kernel, float32 (ns/row) | PyMC graph, numba (ns/row)"
+        " | NumPy floor (ns/row) | kernel / floor |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {n:,} | {name} | {k:.1f} | {gr:.1f} | {f:.1f} | {k / f:.2f} |" for n, name, k, gr, f in rows
+        f"| {n:,} | {name} | {k:.1f} | {s:.1f} | {gr:.1f} | {f:.1f} | {k / f:.2f} |"
+        for n, name, k, s, gr, f in rows
     ]
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

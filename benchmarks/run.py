@@ -1,8 +1,9 @@
 """``make bench``: the seed notebook's computations and ``groupfx demo``, side by side in one run.
 
 Both run as subprocesses on the same settings, one after the other, on the same machine. The table in
-``benchmarks/results.md`` gives wall time, the wall-time ratio, the bulk ESS of bxy and bzy per model and
-that ESS per second of the whole run's wall time (what a user waits for), and peak memory.
+``benchmarks/seed_results.md`` (in ``results.md``) gives wall time, the wall-time ratio, the bulk ESS of bxy
+and bzy per model and that ESS per second of the whole run's wall time (what a user waits for), and peak
+memory.
 
 Usage: ``python benchmarks/run.py [--draws 1000 --tune 1000 --chains 4 --seed 42]``.
 """
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, default in (("seed", 42), ("groups", 30), ("units", 2000), ("draws", 1000), ("tune", 1000),
                           ("chains", 4)):  # fmt: skip
         parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--out", type=Path, default=HERE / "results.md")
+    parser.add_argument("--out", type=Path, default=HERE / "seed_results.md")
     parser.add_argument("--work", type=Path, default=HERE / "out")
     return parser.parse_args(argv)
 
@@ -106,13 +107,11 @@ def seed_model(seed: dict, key: str) -> dict:
 def render(args: argparse.Namespace, seed: dict, ours: dict) -> str:
     seed_wall, our_wall = seed["outer_wall_s"], ours["wall_s"]
     lines = [
-        "# Benchmarks",
+        "# The seed study: groupfx demo against the seed notebook's computations",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; command `make bench` "
         f"(`python benchmarks/run.py {' '.join(settings_args(args))}`).",
-        "",
-        "## 1. The seed study: groupfx demo against the seed notebook's computations",
         "",
         "Both on the same simulated data and settings, one after the other in one run. The seed's side is",
         "its code transcribed as it is (`benchmarks/seed_notebook.py`: pm.sample with nutpie per model, the",
