@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("seed_results.md", "kernel_results.md", "scale_results.md", "study_results.md")
+PARTS = ("seed_results.md", "kernel_results.md", "scale_results.md", "study_results.md", "levers_results.md")
 
 
 def _cpu() -> str:
