@@ -184,3 +184,25 @@ def test_the_c_callbacks_nutpie_calls_equal_the_kernel_bit_for_bit(table, tables
         logp.ctypes.data_as(double_p), user_data,
     )  # fmt: skip
     assert code in (3, 4)
+
+
+def test_our_trace_conversion_equals_nutpies_value_for_value(small_sim):
+    import nutpie
+    import pandas as pd
+
+    from groupfx import trace
+
+    compiled = kernels.compile_fused(FusedModel("latent", small_sim.data))
+    options = {"draws": 50, "tune": 50, "chains": 3, "cores": 2, "seed": 5, "progress_bar": False,
+               "save_warmup": False}  # fmt: skip
+    theirs = nutpie.sample(compiled, **options)
+    coords = {name: pd.Index(values) for name, values in compiled.coords.items()}
+    ours = trace.to_inference_data(nutpie.sample(compiled, return_raw_trace=True, **options), coords)
+    for group in ("posterior", "sample_stats"):
+        a, b = getattr(theirs, group), getattr(ours, group)
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            assert a[name].dims == b[name].dims, name
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert list(ours.posterior["e"]["group"].values) == list(small_sim.data.group_labels)
+    assert "warmup_posterior" not in ours.groups()
