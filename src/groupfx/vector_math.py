@@ -72,15 +72,9 @@ def exp(x: float) -> float:
 
 
 @numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
-def log1p_unit(t: float) -> float:
-    """``log(1 + t)`` for ``t`` in [0, 1].
-
-    Above sqrt(2) - 1 the argument is halved (``1 + t = 2 (1 + f)``, ``f = (t - 1) / 2``) so that
-    ``|f| <= 0.42``; then ``log(1 + f) = 2 atanh(s)``, ``s = f / (2 + f)``, ``|s| <= 0.172``, by its
-    odd series to ``s ** 21`` (truncation error below 1e-17). The halving is a blend, not a branch.
-    """
-    upper = np.float64(t > SQRT2_MINUS_1)
-    f = t + upper * ((t - 1.0) * 0.5 - t)
+def _log1p_small(f: float) -> float:
+    """``log(1 + f)`` for ``|f| <= 0.42``: ``2 atanh(s)``, ``s = f / (2 + f)``, ``|s| <= 0.172``, by its
+    odd series to ``s ** 21`` (truncation error below 1e-17)."""
     s = f / (2.0 + f)
     s2 = s * s
     q = s2 * (1 / 21)
@@ -93,15 +87,27 @@ def log1p_unit(t: float) -> float:
     q = s2 * (1 / 7 + q)
     q = s2 * (1 / 5 + q)
     q = s2 * (1 / 3 + q)
-    return upper * LN2 + 2.0 * s * (1.0 + q)
+    return 2.0 * s * (1.0 + q)
+
+
+@numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
+def log1p_unit(t: float) -> float:
+    """``log(1 + t)`` for ``t`` in [0, 1].
+
+    Above sqrt(2) - 1 the argument is halved (``1 + t = 2 (1 + f)``, ``f = (t - 1) / 2``) so that
+    ``|f| <= 0.42`` for :func:`_log1p_small`. The halving is a blend, not a branch.
+    """
+    upper = np.float64(t > SQRT2_MINUS_1)
+    f = t + upper * ((t - 1.0) * 0.5 - t)
+    return upper * LN2 + _log1p_small(f)
 
 
 @numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
 def log(w: float) -> float:
     """Natural log of a positive normal ``w`` (0, negatives, inf and NaN are the caller's to avoid).
 
-    ``w = 2 ** e * m`` from the bits, with ``m`` in [sqrt(2) / 2, sqrt(2)), then ``log(m)`` by the series
-    of :func:`log1p_unit`.
+    ``w = 2 ** e * m`` from the bits, with ``m`` in [sqrt(2) / 2, sqrt(2)), then ``log(m)`` by
+    :func:`_log1p_small`.
     """
     bits = _bits_from_float(w)
     e = (bits >> 52) - 1023
@@ -109,19 +115,7 @@ def log(w: float) -> float:
     upper = np.float64(m > 1.4142135623730951)
     m = m * (1.0 - 0.5 * upper)
     f = m - 1.0
-    s = f / (2.0 + f)
-    s2 = s * s
-    q = s2 * (1 / 21)
-    q = s2 * (1 / 19 + q)
-    q = s2 * (1 / 17 + q)
-    q = s2 * (1 / 15 + q)
-    q = s2 * (1 / 13 + q)
-    q = s2 * (1 / 11 + q)
-    q = s2 * (1 / 9 + q)
-    q = s2 * (1 / 7 + q)
-    q = s2 * (1 / 5 + q)
-    q = s2 * (1 / 3 + q)
-    return (np.float64(e) + upper) * LN2 + 2.0 * s * (1.0 + q)
+    return (np.float64(e) + upper) * LN2 + _log1p_small(f)
 
 
 # --- single precision: half the bytes, twice the lanes ---------------------------------------------------
