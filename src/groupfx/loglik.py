@@ -1,9 +1,10 @@
-"""Pointwise log-likelihood of the outcome, vectorised over posterior draws.
+"""Pointwise log-likelihood of the outcome, vectorised over posterior draws, and PSIS-LOO from it.
 
 ``pm.compute_log_likelihood`` evaluates the model once per draw in a Python loop. Here the model's
 elementwise log-density of ``y_obs`` is vectorised with PyTensor over a leading draw dimension and
-compiled once, then evaluated on blocks of draws, so at most one ``(draws, N)`` block of a bounded size
-is alive at a time besides the result.
+compiled once. :func:`loo` evaluates it block by block of units and never holds the whole
+``(draws, N)`` array; :func:`pointwise_loglik` returns that array (for small data, and as the reference
+the tests hold :func:`loo` to). Models fitted through the fused kernels take :mod:`groupfx.fused_loo`.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
     """PSIS-LOO of ``var_name``, computed block by block over the units and kept nowhere.
 
     The pointwise log-likelihood is evaluated for a block of units at a time (all draws, at most
-    ``BLOCK_BYTES``), smoothed and summed by :func:`groupfx.psis.psis_loo_block`, and dropped, so the
+    ``LOO_BLOCK_BYTES``), smoothed and summed by :func:`groupfx.psis.psis_loo_block`, and dropped, so the
     ``chains x draws x N`` array never exists: at N = 1e6 and 4000 draws it would be 32 GB. The result is
     ``arviz.loo``'s (tests hold the two equal) and works with ``arviz.compare``.
 
