@@ -23,7 +23,10 @@ def _draw(key: str, path: Path) -> Path:
 
 
 def draw_figures(
-    drawings: Mapping[str, Callable], folder: Path, workers: int | None = None
+    drawings: Mapping[str, Callable],
+    folder: Path,
+    workers: int | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> dict[str, Path]:
     """Call each drawing function and save its figure as ``folder / f"{key}.png"``.
 
@@ -35,6 +38,8 @@ def draw_figures(
         Where the PNG files go.
     workers : int, optional
         Processes drawing at once (default: one per core); 1 draws them here, one after another.
+    meanwhile : callable, optional
+        Other work for this process while the figures are drawn (called once, before waiting for them).
 
     Returns
     -------
@@ -45,11 +50,15 @@ def draw_figures(
     workers = workers or os.cpu_count() or 1
     paths = {key: folder / f"{key}.png" for key in drawings}
     if workers == 1 or len(drawings) < 2:
+        if meanwhile is not None:
+            meanwhile()
         return {key: save_figure(draw(), paths[key]) for key, draw in drawings.items()}
     _pending = drawings
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
             futures = {key: pool.submit(_draw, key, paths[key]) for key in drawings}
+            if meanwhile is not None:
+                meanwhile()
             return {key: future.result() for key, future in futures.items()}
     finally:
         _pending = {}

@@ -122,13 +122,24 @@ def write_report(
         section = effect_section(fits, simulated)
         write_csv(section.effects, tmp / "effects.csv", index=False)
 
-        say("posterior draws")
-        for fit in fits:
-            fit.to_netcdf(tmp / "idata" / f"{fit.model}.nc")
-
-        say("figures")
         fig_dir = tmp / "figures"
         fig_dir.mkdir()
+        graphs: dict[str, GraphFile] = {}
+
+        def files_beside_the_figures() -> None:  # written while the figures are drawn in other processes
+            say("posterior draws and model graphs")
+            for fit in fits:
+                fit.to_netcdf(tmp / "idata" / f"{fit.model}.nc")
+            if simulated is not None:
+                graphs["causal"] = write_graph(
+                    model_graph(causal_graph(simulated)), fig_dir / "graph_causal", "causal"
+                )
+            for fit in fits:
+                graphs[fit.model] = write_graph(
+                    model_graph(fit.pymc_model()), fig_dir / f"graph_{fit.model}", fit.label
+                )
+
+        say("figures")
         drawings = {
             "group_counts": lambda: plots.plot_group_counts(data),
             "x_by_group": lambda: plots.plot_x_by_group(data),
@@ -144,18 +155,7 @@ def write_report(
             "loo_compare": lambda: plots.plot_loo_compare(comparison),
             **section.drawings(),
         }
-        paths = draw_figures(drawings, fig_dir)
-
-        say("model graphs")
-        graphs: dict[str, GraphFile] = {}
-        if simulated is not None:
-            graphs["causal"] = write_graph(
-                model_graph(causal_graph(simulated)), fig_dir / "graph_causal", "causal"
-            )
-        for fit in fits:
-            graphs[fit.model] = write_graph(
-                model_graph(fit.pymc_model()), fig_dir / f"graph_{fit.model}", fit.label
-            )
+        paths = draw_figures(drawings, fig_dir, meanwhile=files_beside_the_figures)
 
         say("report")
         settings = fits[0].settings
