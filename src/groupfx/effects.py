@@ -28,6 +28,7 @@ from pytensor.graph.replace import graph_replace, vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
 
 from groupfx.families import OUTCOME
+from groupfx.loglik import flatten_draws
 from groupfx.results import HDI_PROB, Fit
 
 BLOCK_BYTES = 64 * 2**20
@@ -72,11 +73,7 @@ class ExpectedOutcome:
 
 def flat_draws(fit: Fit, names: list[str]) -> dict[str, np.ndarray]:
     """The posterior draws of ``names`` with chains and draws flattened into one leading dimension."""
-    posterior = fit.idata.posterior
-    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    return {
-        name: posterior[name].to_numpy().reshape(chains * draws, *posterior[name].shape[2:]) for name in names
-    }
+    return flatten_draws(fit.idata.posterior, names)
 
 
 def unit_data(fit: Fit) -> dict[str, np.ndarray]:

@@ -59,15 +59,6 @@ def _unit_logliks(family, c, bxy, log_sigma, xt, y, trials, offset, constant, st
                     row[s] = -0.5 * d * d - log_sigma[s] + ki
 
 
-def _draws(posterior: xr.Dataset, names: list[str]) -> dict[str, np.ndarray]:
-    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
-    return {
-        name: posterior[name].to_numpy().reshape(n_samples, *posterior[name].shape[2:])
-        for name in names
-        if name in posterior
-    }
-
-
 def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
     """The group-level linear predictor ``c[g]`` of groups ``lo:hi`` for every draw, as (hi - lo, S)."""
     data = fused.data
@@ -118,7 +109,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         fused = FusedModel(fused.model, fused.data, fused.family)
     xt, y, starts, _, _, _, _, _, trials, offset = fused.arrays
     names = ["a0", "a", "abar", "tau", "e", "bxy", "bzy", "buy", "u", "sigma_y"]
-    draws = _draws(posterior, names)
+    draws = loglik.flatten_draws(posterior, [name for name in names if name in posterior])
     n_samples = draws["bxy"].shape[0]
     bxy = np.ascontiguousarray(draws["bxy"].T)
     log_sigma = np.log(draws["sigma_y"]) if "sigma_y" in draws else np.zeros(n_samples)
@@ -140,8 +131,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         for target, result in zip(sorted_values, psis.psis_loo_block(values, cutoff_rank), strict=True):
             target[first:last] = result
         lo = hi
-    order = np.argsort(fused.data.group, kind="stable")  # the kernel's unit order
     elpd_i, lppd_i, pareto_k = (np.empty(n_units) for _ in range(3))
     for target, values in zip((elpd_i, lppd_i, pareto_k), sorted_values, strict=True):
-        target[order] = values
+        target[fused.order] = values
     return loglik.elpd_data(elpd_i, lppd_i, pareto_k, n_samples)

@@ -254,12 +254,13 @@ class FusedModel:
             end = max(stop for _, stop in self.blocks.values())
             self.blocks["log_sigma_y"] = (end, end + 1)
         self.n_dim = max(stop for _, stop in self.blocks.values())
-        self.arrays = self._arrays(data, np.dtype(precision))
+        self.order = np.argsort(data.group, kind="stable")
+        """The kernel's unit order: the data's rows sorted by group."""
+        self.arrays = self._arrays(data, self.order, np.dtype(precision))
 
     @staticmethod
-    def _arrays(data: GroupedData, dtype: np.dtype) -> tuple:
-        """The kernel's arrays, units sorted by group (the likelihood does not depend on their order)."""
-        order = np.argsort(data.group, kind="stable")
+    def _arrays(data: GroupedData, order: np.ndarray, dtype: np.dtype) -> tuple:
+        """The kernel's arrays, units in ``order`` (sorted by group: the likelihood does not depend on it)."""
         starts = np.zeros(data.n_groups + 1, dtype=np.int64)
         np.cumsum(np.bincount(data.group, minlength=data.n_groups), out=starts[1:])
         trials = np.ones(data.n_units) if data.trials is None else np.asarray(data.trials, dtype=np.float64)

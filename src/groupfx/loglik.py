@@ -32,6 +32,12 @@ LOO_BLOCK_BYTES = 64 * 2**20
 """Largest block of pointwise values :func:`loo` holds (all draws of a block of units)."""
 
 
+def flatten_draws(posterior: xr.Dataset, names: list[str]) -> dict[str, np.ndarray]:
+    """The draws of each of ``names``, chains and draws flattened into one leading dimension."""
+    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return {name: posterior[name].to_numpy().reshape(n_samples, *posterior[name].shape[2:]) for name in names}
+
+
 def pointwise_loglik_function(model: pm.Model, var_name: str = OUTCOME):
     """Compile ``f(**params) -> (S, N)`` for the elementwise log-density of ``var_name``.
 
@@ -79,10 +85,7 @@ def pointwise_loglik(
     """
     fn, names, _ = function or pointwise_loglik_function(model, var_name)
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    stacked = {
-        name: posterior[name].to_numpy().reshape(n_chains * n_draws, *posterior[name].shape[2:])
-        for name in names
-    }
+    stacked = flatten_draws(posterior, names)
     n_obs = int(np.prod(model[var_name].shape.eval()))
     block = max(1, BLOCK_BYTES // (8 * n_obs))
     total = n_chains * n_draws
@@ -131,7 +134,8 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
     posterior = idata.posterior
     n_chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
     n_samples = n_chains * n_draws
-    stacked = [posterior[name].to_numpy().reshape(n_samples, *posterior[name].shape[2:]) for name in names]
+    flat = flatten_draws(posterior, names)
+    stacked = [flat[name] for name in names]
     unit_data = {
         name: umodel[name].get_value()
         for name, dims in umodel.named_vars_to_dims.items()
