@@ -31,6 +31,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["--draws", "0"], "--draws: must be an integer >= 1, got 0"),
         (["--chains", "two"], "--chains: expected an integer, got 'two'"),
         (["--models", "naive,random"], "unknown model 'random'"),
+        (["--mass-matrix", "dense"], "--mass-matrix: invalid choice: 'dense'"),
     ],
 )
 def test_bad_arguments_exit_with_one_clear_line_and_write_nothing(tmp_path, args, message):

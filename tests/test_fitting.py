@@ -97,6 +97,37 @@ def test_bad_sampler_settings_are_refused(small_sim):
             groupfx.fit_all(small_sim, ["naive", "nope"])
 
 
+def test_mass_matrix_is_low_rank_for_small_models_and_diagonal_for_large_ones(small_sim, monkeypatch):
+    import nutpie
+
+    from groupfx.sampling import LOW_RANK_MAX_PARAMETERS, SamplerSettings, mass_matrix_text, uses_low_rank
+
+    auto = SamplerSettings()
+    assert uses_low_rank(auto, LOW_RANK_MAX_PARAMETERS)
+    assert not uses_low_rank(auto, LOW_RANK_MAX_PARAMETERS + 1)
+    assert uses_low_rank(SamplerSettings(low_rank_mass_matrix=True), 10**6)
+    assert not uses_low_rank(SamplerSettings(low_rank_mass_matrix=False), 3)
+    assert "diagonal above" in mass_matrix_text(auto)
+    assert mass_matrix_text(SamplerSettings(low_rank_mass_matrix=False)) == "diagonal mass matrix"
+    with pytest.raises(InputError, match="low_rank_mass_matrix must be True, False or None"):
+        SamplerSettings(low_rank_mass_matrix="yes")
+
+    asked = []
+    real_sample = nutpie.sample
+
+    def spy(compiled, **kwargs):
+        asked.append((compiled.n_dim, kwargs["low_rank_modified_mass_matrix"]))
+        return real_sample(compiled, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    groupfx.fit(small_sim, "fixed", warn=False, **TINY)
+    monkeypatch.setattr("groupfx.sampling.LOW_RANK_MAX_PARAMETERS", 5)
+    groupfx.fit(small_sim, "fixed", warn=False, **TINY)
+    groupfx.fit(small_sim, "fixed", warn=False, low_rank_mass_matrix=True, **TINY)
+    n_dim = small_sim.data.n_groups + 2  # a[g], bxy, bzy
+    assert asked == [(n_dim, True), (n_dim, False), (n_dim, True)]
+
+
 def test_loo_notes_count_high_pareto_k(small_fits):
     from groupfx.report import loo_notes
 

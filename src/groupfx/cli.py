@@ -74,6 +74,12 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
         help="precision of the per-unit work: float32 is ~1.5x faster on large data (float64)",
     )
     parser.add_argument(
+        "--mass-matrix",
+        choices=("auto", "low-rank", "diagonal"),
+        default="auto",
+        help="nutpie's mass matrix: auto is low-rank up to 1,000 parameters, diagonal above (auto)",
+    )
+    parser.add_argument(
         "--models",
         type=_model_list,
         default=None,
@@ -317,6 +323,7 @@ def _sampler(args: argparse.Namespace):
         cores=args.cores,
         seed=args.seed,
         precision=args.precision,
+        low_rank_mass_matrix={"auto": None, "low-rank": True, "diagonal": False}[args.mass_matrix],
     )
 
 

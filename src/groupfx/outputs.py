@@ -18,6 +18,7 @@ from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
 from groupfx.report import render_report, write_html
 from groupfx.results import Fit, compare, estimates, mundlak_effects
+from groupfx.sampling import mass_matrix_text
 from groupfx.simulate import SimulatedData, generative_model
 
 CAUSAL_TEXT = (
@@ -161,7 +162,7 @@ def write_report(
         settings = fits[0].settings
         settings_text = (
             f"Sampler: nutpie, {settings.chains} chains x ({settings.tune} tuning + {settings.draws} draws), "
-            f"{'low-rank-modified' if settings.low_rank_mass_matrix else 'diagonal'} mass matrix, seed "
+            f"{mass_matrix_text(settings)}, seed "
             f"{settings.seed}. Total time compiling {sum(f.timings.get('compile', 0) for f in fits):.1f} s, "
             f"sampling {sum(f.timings.get('sample', 0) for f in fits):.1f} s, "
             f"LOO {sum(f.timings.get('loo', 0) for f in fits):.1f} s."
