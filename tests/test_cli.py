@@ -32,6 +32,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["--chains", "two"], "--chains: expected an integer, got 'two'"),
         (["--models", "naive,random"], "unknown model 'random'"),
         (["--mass-matrix", "dense"], "--mass-matrix: invalid choice: 'dense'"),
+        (["--backend", "cuda"], "--backend: invalid choice: 'cuda'"),
     ],
 )
 def test_bad_arguments_exit_with_one_clear_line_and_write_nothing(tmp_path, args, message):

@@ -215,3 +215,36 @@ def test_report_lists_the_priors_in_use_and_marks_the_overridden(small_fits):
     assert "sigma_y" not in text and "bux" not in text and "set by you" not in text  # unused here
     changed = fits[0].priors | {"bxy": groupfx.Prior("Normal", mu=0, sigma=2.5)}
     assert "bxy ~ Normal(mu=0, sigma=2.5) (set by you)" in _priors_text(fits, changed)
+
+
+def test_the_jax_backend_samples_the_same_posterior_as_the_numba_kernel():
+    pytest.importorskip("jax")
+    sim = groupfx.simulate(n_groups=20, n_units=600, seed=5)
+    options = {"draws": 400, "tune": 400, "chains": 2, "warn": False}
+    on_jax = groupfx.fit(sim, "mundlak", backend="jax", **options)
+    on_numba = groupfx.fit(sim, "mundlak", **options)
+    assert on_jax.idata.sample_stats.attrs["backend"] == "jax"
+    assert on_jax.idata.sample_stats.attrs["device"]  # cpu here, gpu (...) where JAX has one
+    assert on_numba.idata.sample_stats.attrs["backend"] == "numba"
+    for name in ("bxy", "bzy", "buy", "abar"):
+        a, b = on_jax.idata.posterior[name], on_numba.idata.posterior[name]
+        assert abs(float(a.mean()) - float(b.mean())) < 0.35 * float(b.std()), name
+        assert 0.7 < float(a.std()) / float(b.std()) < 1.4, name
+    assert set(on_jax.idata.posterior.data_vars) == set(on_numba.idata.posterior.data_vars)
+    assert abs(on_jax.loo.elpd_loo - on_numba.loo.elpd_loo) < on_numba.loo.se
+
+
+def test_backend_settings_are_checked(small_sim, monkeypatch):
+    import importlib.util
+
+    with pytest.raises(InputError, match="backend must be one of 'numba', 'jax'"):
+        groupfx.fit(small_sim, "naive", backend="cuda")
+    if importlib.util.find_spec("jax") is not None:
+        with pytest.raises(InputError, match="precision='float32' needs the fused kernel.*jax backend"):
+            groupfx.fit(small_sim, "naive", backend="jax", precision="float32")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real_find_spec(name)
+    )
+    with pytest.raises(InputError, match=r"backend='jax' needs JAX: pip install 'groupfx\[jax\]'"):
+        groupfx.fit(small_sim, "naive", backend="jax")

@@ -206,3 +206,66 @@ def test_our_trace_conversion_equals_nutpies_value_for_value(small_sim):
             np.testing.assert_array_equal(a[name].values, b[name].values)
     assert list(ours.posterior["e"]["group"].values) == list(small_sim.data.group_labels)
     assert "warmup_posterior" not in ours.groups()
+
+
+def test_a_trace_written_to_disk_reads_back_equal_to_the_one_in_memory(small_sim, tmp_path, monkeypatch):
+    import tempfile
+
+    import nutpie
+    import pandas as pd
+    import pyarrow
+
+    from groupfx import sampling, trace
+
+    compiled = kernels.compile_fused(FusedModel("latent", small_sim.data))
+    options = {"draws": 40, "tune": 30, "chains": 3, "cores": 2, "seed": 5, "progress_bar": False,
+               "save_warmup": False, "return_raw_trace": True}  # fmt: skip
+    coords = {name: pd.Index(values) for name, values in compiled.coords.items()}
+    raw = nutpie.sample(compiled, **options)
+    draws, stats = raw.get_arrow_trace()
+
+    def values_bytes(batch, name):  # the values, not a list column's offsets
+        column = pyarrow.array(batch.column(name))
+        return (column.flatten() if hasattr(column, "flatten") else column).nbytes
+
+    held = sum(values_bytes(batch, name) for batch in draws for name in batch.column_names
+               if name not in ("chain", "draw"))  # fmt: skip
+    held += sum(values_bytes(batch, name) for batch in stats for name in ("unconstrained_draw", "gradient"))
+    assert trace.stored_bytes(compiled, 3, 70) == held
+    in_memory = trace.to_inference_data(nutpie.sample(compiled, **options), coords)
+    nutpie.sample(compiled, zarr_store=nutpie.zarr_store.LocalStore(str(tmp_path)), **options)
+    on_disk = trace.from_zarr(tmp_path, coords)
+    for group in ("posterior", "sample_stats"):
+        a, b = getattr(in_memory, group), getattr(on_disk, group)
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            assert a[name].dims == b[name].dims, name
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert list(on_disk.posterior["e"]["group"].values) == list(small_sim.data.group_labels)
+    assert on_disk.posterior.sizes["draw"] == 40
+
+    # draw_samples takes the disk path above the threshold and leaves no folder behind
+    folders = tmp_path / "tmp"
+    folders.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folders))
+    monkeypatch.setattr(trace, "DISK_TRACE_BYTES", trace.stored_bytes(compiled, 3, 70) - 1)
+    settings = sampling.SamplerSettings(draws=40, tune=30, chains=3, cores=2)
+    written = []
+    real_sample = nutpie.sample
+
+    def spy(compiled, **kwargs):
+        written.append("zarr_store" in kwargs)
+        return real_sample(compiled, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    through_disk = sampling.draw_samples(compiled, settings, 5, 0.8)
+    assert written == [True] and not list(folders.iterdir())
+    monkeypatch.setattr(trace, "DISK_TRACE_BYTES", trace.stored_bytes(compiled, 3, 70))
+    in_memory_again = sampling.draw_samples(compiled, settings, 5, 0.8)
+    assert written == [True, False]
+    assert through_disk.sample_stats.attrs["trace_store"] == "disk"
+    assert in_memory_again.sample_stats.attrs["trace_store"] == "memory"
+    assert in_memory_again.sample_stats.attrs["mass_matrix"] == "low-rank"
+    assert in_memory_again.sample_stats.attrs["n_parameters"] == compiled.n_dim
+    for name in ("bxy", "m", "u"):
+        np.testing.assert_array_equal(in_memory_again.posterior[name], through_disk.posterior[name])

@@ -74,6 +74,13 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
         help="precision of the per-unit work: float32 is ~1.5x faster on large data (float64)",
     )
     parser.add_argument(
+        "--backend",
+        choices=("numba", "jax"),
+        default="numba",
+        help="numba: fused kernels on the CPU; jax: the PyMC model on JAX's device, a GPU if it has one"
+        " (numba)",
+    )
+    parser.add_argument(
         "--mass-matrix",
         choices=("auto", "low-rank", "diagonal"),
         default="auto",
@@ -323,6 +330,7 @@ def _sampler(args: argparse.Namespace):
         cores=args.cores,
         seed=args.seed,
         precision=args.precision,
+        backend=args.backend,
         low_rank_mass_matrix={"auto": None, "low-rank": True, "diagonal": False}[args.mass_matrix],
     )
 

@@ -96,16 +96,18 @@ def fit(
     family = get_family(family).name
     pymc_model = build_model(spec.name, grouped, priors, family)
     fused = None
-    if kernels.supported(spec.name, family, priors, grouped):  # a fused kernel, cached on disk: no compile
+    if kernels.supported(spec.name, family, priors, grouped):  # its LOO too, whatever the backend
         fused = kernels.FusedModel(spec.name, grouped, family, settings.precision)
-        compiled = kernels.compile_fused(fused)
-    elif settings.precision != "float64":
+    if settings.precision != "float64" and (fused is None or settings.backend != "numba"):
         raise InputError(
             f"{spec.label}: precision={settings.precision!r} needs the fused kernel, which serves the five"
-            " models with the default priors; this model or these priors run in float64 (drop the option)."
+            " models with the default priors on the numba backend; this model, these priors or the"
+            f" {settings.backend} backend run in float64 (drop the option)."
         )
+    if fused is not None and settings.backend == "numba":  # a fused kernel, cached on disk: no compile
+        compiled = kernels.compile_fused(fused)
     else:
-        compiled = compile_model(pymc_model)
+        compiled = compile_model(pymc_model, settings.backend)
     timings["compile"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -162,7 +162,8 @@ def write_report(
         settings = fits[0].settings
         settings_text = (
             f"Sampler: nutpie, {settings.chains} chains x ({settings.tune} tuning + {settings.draws} draws), "
-            f"{mass_matrix_text(settings)}, seed "
+            f"{mass_matrix_text(settings)}, {settings.backend} backend"
+            f" ({fits[0].idata.sample_stats.attrs.get('device', 'cpu')}), seed "
             f"{settings.seed}. Total time compiling {sum(f.timings.get('compile', 0) for f in fits):.1f} s, "
             f"sampling {sum(f.timings.get('sample', 0) for f in fits):.1f} s, "
             f"LOO {sum(f.timings.get('loo', 0) for f in fits):.1f} s."

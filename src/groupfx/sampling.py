@@ -11,7 +11,9 @@ about 640 MiB more memory, at the same cost per step and the same steps per draw
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -23,6 +25,9 @@ import pymc as pm
 
 from groupfx import trace
 from groupfx.errors import InputError
+
+BACKENDS = ("numba", "jax")
+"""Where the log-density and its gradient are computed: numba on the CPU, or JAX on its default device."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class SamplerSettings:
         ``"float64"`` (default) or ``"float32"``: the precision of the per-unit work in the fused kernels
         (default priors only). Single precision is about 1.5x faster per unit and moves the log-density by
         about 1e-8 of its size (``benchmarks/kernel_results.md``); the sums and the draws stay float64.
+    backend : str
+        ``"numba"`` (default): groupfx's fused kernels where they serve the model, else the PyMC model
+        compiled by numba; all on the CPU. ``"jax"``: the PyMC model compiled to JAX, on JAX's default
+        device (a GPU where ``jax`` has one; needs the ``jax`` extra).
     """
 
     draws: int = 1000
@@ -61,6 +70,7 @@ class SamplerSettings:
     target_accept: float | None = None
     low_rank_mass_matrix: bool | None = None
     precision: str = "float64"
+    backend: str = "numba"
 
     def __post_init__(self) -> None:
         for name, minimum in (("draws", 1), ("tune", 0), ("chains", 1), ("seed", 0)):
@@ -73,6 +83,14 @@ class SamplerSettings:
             raise InputError(
                 "low_rank_mass_matrix must be True, False or None (automatic)"
                 f" (got {self.low_rank_mass_matrix!r})."
+            )
+        if self.backend not in BACKENDS:
+            choices = ", ".join(map(repr, BACKENDS))
+            raise InputError(f"backend must be one of {choices} (got {self.backend!r}).")
+        if self.backend == "jax" and importlib.util.find_spec("jax") is None:
+            raise InputError(
+                "backend='jax' needs JAX: pip install 'groupfx[jax]' (CPU) or 'jax[cuda12]' (NVIDIA GPU),"
+                " or leave the backend at 'numba'."
             )
         if self.precision not in ("float64", "float32"):
             raise InputError(f"precision must be 'float64' or 'float32' (got {self.precision!r}).")
@@ -113,14 +131,25 @@ def model_seed(seed: int, model_name: str) -> int:
     return int(np.random.SeedSequence([seed, key]).generate_state(1, dtype=np.uint64)[0] % (2**63))
 
 
-def compile_model(model: pm.Model) -> nutpie.CompiledModel:
-    """Compile a PyMC model for nutpie (logp and gradient with numba).
+def compile_model(model: pm.Model, backend: str = "numba") -> nutpie.CompiledModel:
+    """Compile a PyMC model for nutpie (logp and gradient with numba, or with JAX).
 
     The compiled model keeps the ``pm.Data`` containers swappable with ``compiled.with_data(...)``.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        if backend == "jax":
+            return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax")
         return nutpie.compile_pymc_model(model, backend="numba")
+
+
+def jax_device() -> str:
+    """The device JAX computes on, e.g. ``gpu (NVIDIA H100)`` or ``cpu``."""
+    import jax
+
+    device = jax.devices()[0]
+    kind = getattr(device, "device_kind", "")
+    return f"{device.platform} ({kind})" if device.platform != "cpu" and kind else device.platform
 
 
 def draw_samples(
@@ -129,20 +158,38 @@ def draw_samples(
     """Sample a compiled model and return posterior and sampler statistics (no warm-up draws).
 
     The trace is converted by :func:`groupfx.trace.to_inference_data`, which never materialises the
-    warm-up draws (nutpie's own conversion peaks at about 7.6 times the posterior's size).
+    warm-up draws (nutpie's own conversion peaks at about 7.6 times the posterior's size). A run whose
+    trace would pass :data:`groupfx.trace.DISK_TRACE_BYTES` is written to a temporary folder on disk
+    (nutpie's zarr store) and only its posterior read back: the memory of a fit then grows with the
+    posterior, not with nutpie's whole trace.
     """
-    result = nutpie.sample(
-        compiled,
-        return_raw_trace=True,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        cores=settings.n_cores,
-        seed=seed,
-        save_warmup=False,
-        progress_bar=False,
-        low_rank_modified_mass_matrix=uses_low_rank(settings, compiled.n_dim),
-        target_accept=settings.target_accept or target_accept,
-    )
+    options = {
+        "return_raw_trace": True,
+        "draws": settings.draws,
+        "tune": settings.tune,
+        "chains": settings.chains,
+        "cores": settings.n_cores,
+        "seed": seed,
+        "save_warmup": False,
+        "progress_bar": False,
+        "low_rank_modified_mass_matrix": uses_low_rank(settings, compiled.n_dim),
+        "target_accept": settings.target_accept or target_accept,
+    }
     coords = {name: pd.Index(values) for name, values in (compiled.coords or {}).items()}
-    return trace.to_inference_data(result, coords)
+    iterations = settings.tune + settings.draws
+    if trace.stored_bytes(compiled, settings.chains, iterations) <= trace.DISK_TRACE_BYTES:
+        idata, store = trace.to_inference_data(nutpie.sample(compiled, **options), coords), "memory"
+    else:
+        with tempfile.TemporaryDirectory(prefix="groupfx-trace-") as folder:
+            nutpie.sample(compiled, zarr_store=nutpie.zarr_store.LocalStore(folder), **options)
+            idata, store = trace.from_zarr(folder, coords), "disk"
+    idata.sample_stats.attrs.update(
+        {
+            "mass_matrix": "low-rank" if options["low_rank_modified_mass_matrix"] else "diagonal",
+            "trace_store": store,
+            "n_parameters": int(compiled.n_dim),
+            "backend": settings.backend,
+            "device": jax_device() if settings.backend == "jax" else "cpu",
+        }
+    )
+    return idata
