@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_RUNS = ("mundlak:float32", "latent:float32", "mundlak:float64")
+DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
 TARGET_SECONDS, TARGET_MIB = 15 * 60, 4096
 
 
@@ -67,6 +67,9 @@ def child_groupfx(args: argparse.Namespace, model: str, precision: str) -> dict:
         "divergences": int(stats["diverging"].sum()),
         "steps_per_draw": float(stats["n_steps"].mean()),
         "bxy_mean": float(fit.idata.posterior["bxy"].mean()),
+        "mass_matrix": stats.attrs.get("mass_matrix", "?"),
+        "trace_store": stats.attrs.get("trace_store", "?"),
+        "ran": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -125,9 +128,10 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
         f" under {TARGET_SECONDS // 60} minutes, peak memory under {TARGET_MIB} MiB, R-hat <= 1.01 on bxy"
         " and bzy.",
         "",
-        "| model | precision | sampling (s) | LOO, blocked (s) | peak RSS (MiB) | R-hat bxy / bzy"
-        " | bulk ESS bxy / bzy | divergences | leapfrog steps per draw | targets met |",
-        "|---|---|---:|---:|---:|---|---|---:|---:|---|",
+        "| model | precision | mass matrix | trace | sampling (s) | LOO, blocked (s) | peak RSS (MiB)"
+        " | R-hat bxy / bzy | bulk ESS bxy / bzy | divergences | leapfrog steps per draw | targets met"
+        " | ran |",
+        "|---|---|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
     ]
     for r in results:
         if r.get("who") == "groupfx":
@@ -137,10 +141,11 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
                 and max(r["rhat"].values()) <= 1.01
             )
             lines.append(
-                f"| {r['model']} | {r['precision']} | {r['sample_s']:.0f} | {r['loo_s']:.0f}"
+                f"| {r['model']} | {r['precision']} | {r.get('mass_matrix', '?')}"
+                f" | {r.get('trace_store', '?')} | {r['sample_s']:.0f} | {r['loo_s']:.0f}"
                 f" | {r['peak_mib']:.0f} | {r['rhat']['bxy']:.3f} / {r['rhat']['bzy']:.3f}"
                 f" | {r['ess_bulk']['bxy']:.0f} / {r['ess_bulk']['bzy']:.0f} | {r['divergences']}"
-                f" | {r['steps_per_draw']:.1f} | {'yes' if met else 'no'} |"
+                f" | {r['steps_per_draw']:.1f} | {'yes' if met else 'no'} | {r.get('ran', '')} |"
             )
         elif "error" in r:
             lines.append(f"| {' '.join(r['argv'])} | failed: {r['error'].splitlines()[-1][:200]} |")
@@ -177,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help="model:precision, in order")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the seed notebook's way")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the last run's JSON that this run does not redo",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "scale_results.md")
     args = parser.parse_args(argv)
@@ -199,6 +209,19 @@ def main(argv: list[str] | None = None) -> int:
         result = run_child([*shared, "--child", "seed"])
         print(json.dumps(result), flush=True)
         results.append(result)
+    previous = args.out.with_suffix(".json")
+    if args.merge and previous.exists():
+
+        def key(r: dict) -> tuple:
+            return r.get("who"), r.get("model"), r.get("precision")
+
+        redone = {key(r) for r in results}
+        kept = [r for r in json.loads(previous.read_text()) if "error" not in r and key(r) not in redone]
+        results = kept + results
+        order = {run: i for i, run in enumerate(DEFAULT_RUNS)}
+        results.sort(
+            key=lambda r: (r.get("who") != "groupfx", order.get(f"{r.get('model')}:{r.get('precision')}", 99))
+        )
     outputs = {args.out: render(args, results), args.out.with_suffix(".json"): json.dumps(results)}
     for path, text in outputs.items():
         tmp = path.with_suffix(path.suffix + ".tmp")
