@@ -10,8 +10,11 @@ The seed notebook's way of writing these models (a per-draw ``Deterministic`` p 
 32 GB. It is measured here at ``--seed-units`` (default 50,000 units in 500 groups) instead, and its
 memory extrapolated.
 
-Usage: ``python benchmarks/scale_bench.py [--units 1000000 --groups 10000] [--runs mundlak:float32 ...]``.
-Writes ``benchmarks/scale_results.md``.
+Where JAX sees a GPU, the same two models also run with ``backend="jax"`` on it (rows
+``model:float64:jax``); elsewhere the table says the GPU rows were skipped and why.
+
+Usage: ``python benchmarks/scale_bench.py [--units 1000000 --groups 10000] [--runs mundlak:float32 ...]
+[--gpu auto|skip]``. Writes ``benchmarks/scale_results.md``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
+GPU_RUNS = ("mundlak:float64:jax", "latent:float64:jax")
 TARGET_SECONDS, TARGET_MIB = 15 * 60, 4096
 
 
@@ -37,7 +41,7 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_groupfx(args: argparse.Namespace, model: str, precision: str) -> dict:
+def child_groupfx(args: argparse.Namespace, model: str, precision: str, backend: str = "numba") -> dict:
     import arviz as az
 
     import groupfx
@@ -46,7 +50,14 @@ def child_groupfx(args: argparse.Namespace, model: str, precision: str) -> dict:
     sim = groupfx.simulate(n_groups=args.groups, n_units=args.units, seed=args.seed)
     simulate_s = time.perf_counter() - start
     fit = groupfx.fit(
-        sim, model, draws=args.draws, tune=args.tune, chains=args.chains, precision=precision, warn=False
+        sim,
+        model,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        precision=precision,
+        backend=backend,
+        warn=False,
     )
     names = ["bxy", "bzy"]
     rhat, ess = az.rhat(fit.idata, var_names=names), az.ess(fit.idata, var_names=names, method="bulk")
@@ -55,6 +66,8 @@ def child_groupfx(args: argparse.Namespace, model: str, precision: str) -> dict:
         "who": "groupfx",
         "model": model,
         "precision": precision,
+        "backend": backend,
+        "device": stats.attrs.get("device", "cpu"),
         "units": args.units,
         "groups": args.groups,
         "simulate_s": simulate_s,
@@ -104,6 +117,19 @@ def child_seed(args: argparse.Namespace) -> dict:
     }
 
 
+def gpu_device() -> str:
+    """JAX's first device as ``gpu (...)``, or why there is no GPU (asked in a child: JAX grabs the GPU)."""
+    code = (
+        "import importlib.util, sys\n"
+        "if importlib.util.find_spec('jax') is None: print('no GPU: jax is not installed'); sys.exit()\n"
+        "from groupfx.sampling import jax_device\n"
+        "d = jax_device(); print(d if d.startswith('gpu') else f'no GPU: JAX sees {d} only')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else f"no GPU: asking JAX failed ({done.stderr.strip()[-200:]})"
+
+
 def run_child(argv: list[str]) -> dict:
     """Run one measurement in a fresh process (its own peak memory) and read its JSON line."""
     done = subprocess.run(
@@ -128,10 +154,10 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
         f" under {TARGET_SECONDS // 60} minutes, peak memory under {TARGET_MIB} MiB, R-hat <= 1.01 on bxy"
         " and bzy.",
         "",
-        "| model | precision | mass matrix | trace | sampling (s) | LOO, blocked (s) | peak RSS (MiB)"
-        " | R-hat bxy / bzy | bulk ESS bxy / bzy | divergences | leapfrog steps per draw | targets met"
-        " | ran |",
-        "|---|---|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
+        "| model | precision | backend (device) | mass matrix | trace | sampling (s) | LOO, blocked (s)"
+        " | peak RSS (MiB) | R-hat bxy / bzy | bulk ESS bxy / bzy | divergences | leapfrog steps per draw"
+        " | targets met | ran |",
+        "|---|---|---|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
     ]
     for r in results:
         if r.get("who") == "groupfx":
@@ -141,7 +167,8 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
                 and max(r["rhat"].values()) <= 1.01
             )
             lines.append(
-                f"| {r['model']} | {r['precision']} | {r.get('mass_matrix', '?')}"
+                f"| {r['model']} | {r['precision']} | {r.get('backend', 'numba')} ({r.get('device', 'cpu')})"
+                f" | {r.get('mass_matrix', '?')}"
                 f" | {r.get('trace_store', '?')} | {r['sample_s']:.0f} | {r['loo_s']:.0f}"
                 f" | {r['peak_mib']:.0f} | {r['rhat']['bxy']:.3f} / {r['rhat']['bzy']:.3f}"
                 f" | {r['ess_bulk']['bxy']:.0f} / {r['ess_bulk']['bzy']:.0f} | {r['divergences']}"
@@ -149,6 +176,9 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
             )
         elif "error" in r:
             lines.append(f"| {' '.join(r['argv'])} | failed: {r['error'].splitlines()[-1][:200]} |")
+    for r in results:
+        if r.get("who") == "gpu-skipped":
+            lines += ["", f"GPU rows ({', '.join(GPU_RUNS)}): skipped, {r['reason']}."]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for r in results:
         if r.get("who") == "seed":
@@ -180,7 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help="model:precision, in order")
+    parser.add_argument(
+        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="model:precision[:backend], in order"
+    )
+    parser.add_argument(
+        "--gpu", choices=("auto", "skip"), default="auto", help="add the JAX rows where JAX sees a GPU"
+    )
     parser.add_argument("--skip-seed", action="store_true", help="leave out the seed notebook's way")
     parser.add_argument(
         "--merge",
@@ -193,16 +228,22 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     if args.child:
         who = args.child[0]
-        result = child_seed(args) if who == "seed" else child_groupfx(args, *args.child[1:3])
+        result = child_seed(args) if who == "seed" else child_groupfx(args, *args.child[1:4])
         print(json.dumps(result), flush=True)
         return 0
     shared = ["--units", str(args.units), "--groups", str(args.groups), "--draws", str(args.draws),
               "--tune", str(args.tune), "--chains", str(args.chains), "--seed", str(args.seed),
               "--seed-units", str(args.seed_units), "--seed-groups", str(args.seed_groups)]  # fmt: skip
     results = []
-    for run in args.runs:
-        model, precision = run.split(":")
-        result = run_child([*shared, "--child", "groupfx", model, precision])
+    runs = list(args.runs)
+    if args.gpu == "auto":
+        device = gpu_device()
+        if device.startswith("gpu"):
+            runs += [run for run in GPU_RUNS if run not in runs]
+        else:
+            results.append({"who": "gpu-skipped", "reason": device})
+    for run in runs:
+        result = run_child([*shared, "--child", "groupfx", *run.split(":")])
         print(json.dumps(result), flush=True)
         results.append(result)
     if not args.skip_seed:
@@ -213,10 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and previous.exists():
 
         def key(r: dict) -> tuple:
-            return r.get("who"), r.get("model"), r.get("precision")
+            return r.get("who"), r.get("model"), r.get("precision"), r.get("backend", "numba")
 
         redone = {key(r) for r in results}
-        kept = [r for r in json.loads(previous.read_text()) if "error" not in r and key(r) not in redone]
+        kept = [
+            r
+            for r in json.loads(previous.read_text())
+            if "error" not in r and key(r) not in redone and r.get("who") != "gpu-skipped"
+        ]
         results = kept + results
         order = {run: i for i, run in enumerate(DEFAULT_RUNS)}
         results.sort(
