@@ -234,6 +234,17 @@ def test_the_jax_backend_samples_the_same_posterior_as_the_numba_kernel():
     assert abs(on_jax.loo.elpd_loo - on_numba.loo.elpd_loo) < on_numba.loo.se
 
 
+def test_jax_fits_run_in_this_process_by_default(small_sim, monkeypatch):
+    pytest.importorskip("jax")
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("the JAX backend should not fork workers")
+
+    monkeypatch.setattr("groupfx.fitting.run_fits", no_workers)
+    fits = groupfx.fit_all(small_sim, ["naive", "mundlak"], backend="jax", warn=False, **TINY)
+    assert [fit.idata.sample_stats.attrs["backend"] for fit in fits.values()] == ["jax", "jax"]
+
+
 def test_backend_settings_are_checked(small_sim, monkeypatch):
     import importlib.util
 

@@ -175,7 +175,8 @@ def fit_all(
         As in :func:`fit`.
     workers : int, optional
         Worker processes fitting models side by side (default: one per CPU core, at most one per
-        model); ``1`` fits them one after another in this process. Results are the same either way.
+        model; with ``backend="jax"`` one, since one process holds JAX's device); ``1`` fits them one
+        after another in this process. Results are the same either way.
 
     Returns
     -------
@@ -188,7 +189,8 @@ def fit_all(
     if len(set(names)) != len(names):
         raise InputError(f"A model is named twice in {names}; name each once.")
     settings = _settings(settings, sampler_options)
-    workers = default_workers(len(names)) if workers is None else workers
+    if workers is None:
+        workers = 1 if settings.backend == "jax" else default_workers(len(names))
     if workers < 1:
         raise InputError(f"workers must be a positive integer (got {workers}).")
     if workers == 1:
