@@ -2,9 +2,10 @@
 
 Side by side in one run, for each model (Bernoulli family, one x, one z, groups of about 100 units) at N =
 2,000, 100,000 and 1,000,000 units: groupfx's fused kernel (``groupfx.kernels``) in float64 and in float32,
-nutpie's compiled PyMC graph (numba backend, the path the kernels replace), and a plain vectorised NumPy
-evaluation of the same log density and gradient (the floor the issue sets). Reported as nanoseconds per row
-(the median of repeated calls divided by N). Writes ``benchmarks/kernel_results.md``.
+nutpie's compiled PyMC graph (numba backend, the path the kernels replace), the same graph compiled to JAX
+(``--backend jax``, on JAX's default device: the CPU here, a GPU where JAX has one), and a plain vectorised
+NumPy evaluation of the same log density and gradient (the floor the issue sets). Reported as nanoseconds
+per row (the median of repeated calls divided by N). Writes ``benchmarks/kernel_results.md``.
 
 Usage: ``python benchmarks/kernel_bench.py [--sizes 2000 100000 1000000]``.
 """
@@ -12,11 +13,13 @@ Usage: ``python benchmarks/kernel_bench.py [--sizes 2000 100000 1000000]``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import sys
 import time
 import warnings
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +86,12 @@ def per_row(function, theta, n_units: int, budget: float = 1.0) -> float:
     return float(np.median(times)) / n_units * 1e9
 
 
+def jax_logp_grad(model):
+    """nutpie's JAX logp-and-gradient of ``model``, as its sampler calls it (device round trip included)."""
+    compiled = compile_model(model, backend="jax")
+    return partial(compiled._make_logp_func(), **compiled._shared_data)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 100_000, 1_000_000])
@@ -90,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     rows = []
+    device = None
+    if importlib.util.find_spec("jax") is not None:
+        from groupfx.sampling import jax_device
+
+        device = jax_device()
     for n in args.sizes:
         data = grouped(n)
         for name in MODELS:
@@ -100,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             floor = per_row(numpy_floor(fused), theta, n)
             compiled = compile_model(build_model(name, data))
             graph = per_row(compiled.logp_func, theta, n)  # the graph's logp and gradient, no cfunc wrapper
-            rows.append((n, name, kernel, single, graph, floor))
+            on_jax = per_row(jax_logp_grad(build_model(name, data)), theta, n) if device else float("nan")
+            rows.append((n, name, kernel, single, graph, on_jax, floor))
             print(
                 f"N={n:>9} {name:<11} kernel {kernel:.1f} (float32 {single:.1f}), PyMC graph {graph:.1f},"
-                f" NumPy {floor:.1f} ns/row"
+                f" JAX {on_jax:.1f}, NumPy {floor:.1f} ns/row"
             )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -113,15 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         " benchmarks/kernel_bench.py`. Bernoulli family, one x, one z, groups of about 100 units; median of"
         " repeated single-threaded calls divided by N. The NumPy floor evaluates the likelihood part only"
         " (logp, the slope gradient and the per-group residual sums), vectorised. The float32 kernel keeps"
-        " the unit-level data and lanes in single precision and sums in float64 (`--precision float32`).",
+        " the unit-level data and lanes in single precision and sums in float64 (`--precision float32`)."
+        f" The JAX column is the PyMC graph compiled to JAX on {device or 'no device (jax not installed)'},"
+        " called as nutpie's sampler calls it.",
         "",
         "| N | model | groupfx kernel (ns/row) | kernel, float32 (ns/row) | PyMC graph, numba (ns/row)"
-        " | NumPy floor (ns/row) | kernel / floor |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        f" | PyMC graph, JAX on {device or '-'} (ns/row) | NumPy floor (ns/row) | kernel / floor |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {n:,} | {name} | {k:.1f} | {s:.1f} | {gr:.1f} | {f:.1f} | {k / f:.2f} |"
-        for n, name, k, s, gr, f in rows
+        f"| {n:,} | {name} | {k:.1f} | {s:.1f} | {gr:.1f} | {j:.1f} | {f:.1f} | {k / f:.2f} |"
+        for n, name, k, s, gr, j, f in rows
     ]
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")

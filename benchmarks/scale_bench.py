@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="model:precision[:backend], in order"
+        "--runs", nargs="*", default=list(DEFAULT_RUNS), help="model:precision[:backend], in order"
     )
     parser.add_argument(
         "--gpu", choices=("auto", "skip"), default="auto", help="add the JAX rows where JAX sees a GPU"

@@ -1,6 +1,7 @@
 """Sampling with nutpie: settings, seeds, compilation and the draws.
 
-A model is compiled once with ``nutpie.compile_pymc_model`` (numba backend) and sampled with nutpie's
+A model is compiled once with ``nutpie.compile_pymc_model`` (numba backend, or JAX with ``backend="jax"``;
+the fused kernels of :mod:`groupfx.kernels` need no compiling) and sampled with nutpie's
 low-rank-modified mass matrix while it has at most :data:`LOW_RANK_MAX_PARAMETERS` parameters: on the seed
 study that mixes the latent Mundlak model's location parameters and the fixed-effects ``bzy`` several
 times better than the diagonal default. Above that size the diagonal matrix is used: with thousands of
