@@ -251,7 +251,7 @@ def test_backend_settings_are_checked(small_sim, monkeypatch):
     with pytest.raises(InputError, match="backend must be one of 'numba', 'jax'"):
         groupfx.fit(small_sim, "naive", backend="cuda")
     if importlib.util.find_spec("jax") is not None:
-        with pytest.raises(InputError, match="precision='float32' needs the fused kernel.*jax backend"):
+        with pytest.raises(InputError, match=r"precision='float32' needs the fused kernel.*jax backend"):
             groupfx.fit(small_sim, "naive", backend="jax", precision="float32")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(

@@ -186,6 +186,16 @@ def test_the_c_callbacks_nutpie_calls_equal_the_kernel_bit_for_bit(table, tables
     assert code in (3, 4)
 
 
+def assert_same_draws(a, b):
+    """Posterior and sampler statistics hold the same variables, dims and values."""
+    for group in ("posterior", "sample_stats"):
+        first, second = getattr(a, group), getattr(b, group)
+        assert set(first.data_vars) == set(second.data_vars), group
+        for name in first.data_vars:
+            assert first[name].dims == second[name].dims, name
+            np.testing.assert_array_equal(first[name].values, second[name].values)
+
+
 def test_our_trace_conversion_equals_nutpies_value_for_value(small_sim):
     import nutpie
     import pandas as pd
@@ -198,12 +208,7 @@ def test_our_trace_conversion_equals_nutpies_value_for_value(small_sim):
     theirs = nutpie.sample(compiled, **options)
     coords = {name: pd.Index(values) for name, values in compiled.coords.items()}
     ours = trace.to_inference_data(nutpie.sample(compiled, return_raw_trace=True, **options), coords)
-    for group in ("posterior", "sample_stats"):
-        a, b = getattr(theirs, group), getattr(ours, group)
-        assert set(a.data_vars) == set(b.data_vars), group
-        for name in a.data_vars:
-            assert a[name].dims == b[name].dims, name
-            np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert_same_draws(theirs, ours)
     assert list(ours.posterior["e"]["group"].values) == list(small_sim.data.group_labels)
     assert "warmup_posterior" not in ours.groups()
 
@@ -235,12 +240,7 @@ def test_a_trace_written_to_disk_reads_back_equal_to_the_one_in_memory(small_sim
     in_memory = trace.to_inference_data(nutpie.sample(compiled, **options), coords)
     nutpie.sample(compiled, zarr_store=nutpie.zarr_store.LocalStore(str(tmp_path)), **options)
     on_disk = trace.from_zarr(tmp_path, coords)
-    for group in ("posterior", "sample_stats"):
-        a, b = getattr(in_memory, group), getattr(on_disk, group)
-        assert set(a.data_vars) == set(b.data_vars), group
-        for name in a.data_vars:
-            assert a[name].dims == b[name].dims, name
-            np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert_same_draws(in_memory, on_disk)
     assert list(on_disk.posterior["e"]["group"].values) == list(small_sim.data.group_labels)
     assert on_disk.posterior.sizes["draw"] == 40
 
