@@ -41,6 +41,14 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def device_peak_mib() -> float | None:
+    """Peak memory JAX used on its device (GPUs report it; the CPU does not)."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats["peak_bytes_in_use"] / 2**20 if "peak_bytes_in_use" in stats else None
+
+
 def child_groupfx(args: argparse.Namespace, model: str, precision: str, backend: str = "numba") -> dict:
     import arviz as az
 
@@ -80,6 +88,7 @@ def child_groupfx(args: argparse.Namespace, model: str, precision: str, backend:
         "divergences": int(stats["diverging"].sum()),
         "steps_per_draw": float(stats["n_steps"].mean()),
         "bxy_mean": float(fit.idata.posterior["bxy"].mean()),
+        "device_peak_mib": device_peak_mib() if backend == "jax" else None,
         "mass_matrix": stats.attrs.get("mass_matrix", "?"),
         "trace_store": stats.attrs.get("trace_store", "?"),
         "ran": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -177,6 +186,11 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
         elif "error" in r:
             lines.append(f"| {' '.join(r['argv'])} | failed: {r['error'].splitlines()[-1][:200]} |")
     for r in results:
+        if r.get("device_peak_mib"):
+            lines += [
+                "",
+                f"{r['model']} on {r['device']}: peak device memory {r['device_peak_mib']:.0f} MiB.",
+            ]
         if r.get("who") == "gpu-skipped":
             lines += ["", f"GPU rows ({', '.join(GPU_RUNS)}): skipped, {r['reason']}."]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
