@@ -169,3 +169,52 @@ def test_prior_predictive_of_a_poisson_model_survives_huge_expected_counts():
     fit = groupfx.fit(data, "naive", family="poisson", warn=False, **TINY)
     means = prior_predictive_means(fit, draws=200)  # x spreads to +-90: exp(bxy x) overflows for some draws
     assert np.isfinite(means).all() and means.max() > 1e6
+
+
+def _family_data(family: str) -> groupfx.GroupedData:
+    """30 groups of 12 with two x, one z and a y of the family (trials, exposure where it takes them)."""
+    rng = np.random.default_rng(4)
+    group = np.repeat(np.arange(30), 12)
+    u = rng.normal(size=30)
+    frame = pd.DataFrame({"g": group, "x": u[group] + rng.normal(size=group.size),
+                          "x2": rng.normal(size=group.size), "z": rng.normal(size=30)[group]})  # fmt: skip
+    eta = -0.5 + 0.4 * frame.x + u[group]
+    options = {}
+    if family == "binomial":
+        frame["n"] = rng.integers(1, 6, group.size)
+        frame["y"] = rng.binomial(frame.n, 1 / (1 + np.exp(-eta)))
+        options["trials"] = "n"
+    elif family == "poisson":
+        frame["years"] = rng.uniform(0.5, 3, group.size)
+        frame["y"] = rng.poisson(frame.years * np.exp(eta))
+        options["exposure"] = "years"
+    elif family == "gaussian":
+        frame["y"] = eta + rng.normal(size=group.size)
+    else:
+        frame["y"] = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    return groupfx.read_data(frame, y="y", x=["x", "x2"], group="g", z="z", family=family, **options)
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [(model, "bernoulli") for model in groupfx.DEFAULT_MODELS]
+    + [("latent", "binomial"), ("mundlak", "poisson"), ("multilevel", "gaussian"), ("fixed", "poisson")],
+)
+def test_closed_form_expected_outcome_equals_the_pymc_graphs(model, family):
+    from groupfx.effects import ExpectedOutcome, flat_draws, unit_data
+
+    data = _family_data(family)
+    fit = groupfx.fit(data, model, family=family, warn=False, draws=20, tune=30, chains=2)
+    closed = fit.expected_outcome
+    graph = ExpectedOutcome.of(fit.pymc_model())
+    assert closed.function is not graph.function and "u" not in graph.parameters
+    units = unit_data(fit)
+    rows = slice(40, 200)  # a block of units, not starting at a group's first
+    values = {}
+    for expected in (closed, graph):
+        params = flat_draws(fit, expected.parameters)
+        values[expected is closed] = expected.function(
+            *(params[n] for n in expected.parameters), *(units[n][rows] for n in expected.data)
+        )
+    assert values[True].shape == (40, 160)
+    np.testing.assert_allclose(values[True], values[False], rtol=1e-12, atol=1e-300)

@@ -19,7 +19,16 @@ import xarray as xr
 from scipy.special import gammaln
 
 from groupfx import loglik, psis, vector_math
-from groupfx.kernels import BERNOULLI, BINOMIAL, FAMILY_CODES, GAUSSIAN, LATENT, MUNDLAK, POISSON, FusedModel
+from groupfx.kernels import (
+    BERNOULLI,
+    BINOMIAL,
+    FAMILY_CODES,
+    GAUSSIAN,
+    POISSON,
+    FusedModel,
+    group_predictor,
+    predictor_parameters,
+)
 
 FAST = vector_math.FAST
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -62,19 +71,7 @@ def _unit_logliks(family, c, bxy, log_sigma, xt, y, trials, offset, constant, st
 def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
     """The group-level linear predictor ``c[g]`` of groups ``lo:hi`` for every draw, as (hi - lo, S)."""
     data = fused.data
-    if "a0" in draws:
-        c = np.repeat(draws["a0"][:, None], hi - lo, axis=1)
-    elif "a" in draws:
-        c = draws["a"][:, lo:hi].copy()
-    else:
-        c = draws["abar"][:, None] + draws["tau"][:, None] * draws["e"][:, lo:hi]
-    if data.n_z:
-        c += draws["bzy"] @ data.z[lo:hi].T
-    if fused.kind == MUNDLAK:
-        c += draws["buy"] @ data.xbar[lo:hi].T
-    if fused.kind == LATENT:
-        c += np.einsum("sgk,sk->sg", draws["u"][:, lo:hi], draws["buy"])
-    return np.ascontiguousarray(c.T)
+    return np.ascontiguousarray(group_predictor(fused.kind, draws, data.z, data.xbar, slice(lo, hi)).T)
 
 
 def _constant(fused: FusedModel) -> np.ndarray:
@@ -108,8 +105,10 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     if fused.precision != "float64":
         fused = FusedModel(fused.model, fused.data, fused.family)
     xt, y, starts, _, _, _, _, _, trials, offset = fused.arrays
-    names = ["a0", "a", "abar", "tau", "e", "bxy", "bzy", "buy", "u", "sigma_y"]
-    draws = loglik.flatten_draws(posterior, [name for name in names if name in posterior])
+    names = predictor_parameters(fused.kind, fused.data.n_z) + (
+        ["sigma_y"] if fused.family == "gaussian" else []
+    )
+    draws = loglik.flatten_draws(posterior, names)
     n_samples = draws["bxy"].shape[0]
     bxy = np.ascontiguousarray(draws["bxy"].T)
     log_sigma = np.log(draws["sigma_y"]) if "sigma_y" in draws else np.zeros(n_samples)

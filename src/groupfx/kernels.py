@@ -64,6 +64,38 @@ def supported(model: str, family: str, priors: Mapping[str, Prior], data: Groupe
     )
 
 
+def predictor_parameters(kind: int, n_z: int) -> list[str]:
+    """The posterior variables :func:`group_predictor` and the slopes of x read, for a model kind."""
+    names = [*{NAIVE: ["a0"], FIXED: ["a"]}.get(kind, ["abar", "tau", "e"]), "bxy"]
+    names += ["bzy"] if n_z else []
+    names += ["buy"] if kind >= MUNDLAK else []
+    return names + (["u"] if kind == LATENT else [])
+
+
+def group_predictor(
+    kind: int, draws: Mapping[str, np.ndarray], z: np.ndarray, xbar: np.ndarray, groups: slice | np.ndarray
+) -> np.ndarray:
+    """The group-level part of the linear predictor of ``groups`` for every draw, shape (draws, groups).
+
+    The intercept (a0, a[g], or abar + tau e[g]) plus bzy z[g], and buy xbar[g] (Mundlak) or buy u[g]
+    (latent); ``draws`` holds the posterior with chains and draws flattened into the first axis.
+    """
+    z, xbar = z[groups], xbar[groups]
+    if kind == NAIVE:
+        c = np.repeat(draws["a0"][:, None], z.shape[0], axis=1)
+    elif kind == FIXED:
+        c = draws["a"][:, groups].copy()
+    else:
+        c = draws["abar"][:, None] + draws["tau"][:, None] * draws["e"][:, groups]
+    if z.shape[1]:
+        c += draws["bzy"] @ z.T
+    if kind == MUNDLAK:
+        c += draws["buy"] @ xbar.T
+    if kind == LATENT:
+        c += np.einsum("sgk,sk->sg", draws["u"][:, groups], draws["buy"])
+    return c
+
+
 def _valid_outcome(family: str, data: GroupedData) -> bool:
     y = np.asarray(data.y, dtype=float)
     if get_family(family).invalid(y).any():

@@ -122,9 +122,13 @@ class Fit:
 
     @cached_property
     def expected_outcome(self):
-        """The compiled expected outcome over draws (:class:`groupfx.effects.ExpectedOutcome`), made once."""
+        """The expected outcome over draws (:class:`groupfx.effects.ExpectedOutcome`), made once: in closed
+        form where the fused kernels serve the model, else compiled from the PyMC model."""
+        from groupfx import kernels
         from groupfx.effects import ExpectedOutcome
 
+        if kernels.supported(self.model, self.family, self.priors, self.data):
+            return ExpectedOutcome.closed_form(self.model, self.data, self.family)
         return ExpectedOutcome.of(self.pymc_model())
 
     def summary(self, var_names: Sequence[str] | None = None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
