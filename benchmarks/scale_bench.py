@@ -123,6 +123,7 @@ def child_seed(args: argparse.Namespace) -> dict:
         "p_bytes": p_bytes,
         "p_bytes_at_target": p_bytes * args.units / args.seed_units,
         "divergences": int(idata.sample_stats["diverging"].sum()),
+        "ran": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -156,7 +157,8 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
     lines = [
         "# Scale: a million units",
         "",
-        f"Run {stamp} on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};"
+        f"Table written {stamp} (each row's own run time in its last column) on {platform.machine()},"
+        f" {os.cpu_count()} cores, Python {platform.python_version()};"
         f" command `python benchmarks/scale_bench.py` (`--units {args.units} --groups {args.groups}"
         f" --draws {args.draws} --tune {args.tune} --chains {args.chains}`). Data from the seed's causal"
         " graph (`groupfx.simulate`); each row is one `groupfx.fit` in a fresh process. Targets: sampling"
