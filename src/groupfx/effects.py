@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import arviz as az
+import numba
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -29,9 +30,8 @@ import pytensor.tensor as pt
 from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import graph_replace, vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
-from scipy.special import expit
 
-from groupfx import kernels
+from groupfx import kernels, vector_math
 from groupfx.data import GroupedData
 from groupfx.families import OUTCOME
 from groupfx.loglik import flatten_draws
@@ -43,6 +43,27 @@ UNIT_DATA = ("x", "g", "trials", "log_exposure")
 """The unit-level data containers, fed block by block."""
 EFFECT_COLUMNS = ("model", "x", "delta", "group", "mean", "sd", "hdi_low", "hdi_high", "truth")
 """Columns of the effects table (``effects.csv``)."""
+
+
+@numba.njit(cache=True, fastmath=vector_math.FAST, error_model="numpy")
+def _expected_block(family, c, position, xt, bxy, offset, out):
+    """Fill ``out[s, i]``, the expected outcome of unit ``i`` under draw ``s``: the inverse link of
+    ``c[s, position[i]] + offset[i] + sum_k bxy[s, k] xt[k, i]``."""
+    n_samples, n_units = out.shape
+    for s in range(n_samples):
+        row, cs = out[s], c[s]
+        for i in range(n_units):
+            row[i] = cs[position[i]] + offset[i]
+        for k in range(xt.shape[0]):
+            slope, xk = bxy[s, k], xt[k]
+            for i in range(n_units):
+                row[i] += slope * xk[i]
+        if family == kernels.BERNOULLI or family == kernels.BINOMIAL:
+            for i in range(n_units):
+                row[i] = 1.0 / (1.0 + vector_math.exp(-row[i]))
+        elif family == kernels.POISSON:
+            for i in range(n_units):
+                row[i] = vector_math.exp(row[i])
 
 
 @dataclass
@@ -89,17 +110,19 @@ class ExpectedOutcome:
         parameters = kernels.predictor_parameters(kind, data.n_z)
         names = ["x", "g"] + (["log_exposure"] if family == "poisson" and data.exposure is not None else [])
 
+        code = kernels.FAMILY_CODES[family]
+
         def function(*args: np.ndarray) -> np.ndarray:
             draws = dict(zip(parameters, args[: len(parameters)], strict=True))
             units = dict(zip(names, args[len(parameters) :], strict=True))
             groups, position = np.unique(units["g"], return_inverse=True)
-            c = kernels.group_predictor(kind, draws, data.z, data.xbar, groups)
-            eta = c[:, position] + draws["bxy"] @ np.asarray(units["x"], dtype=float).T
-            if family in ("bernoulli", "binomial"):
-                return expit(eta)
-            if family == "poisson":
-                return np.exp(eta + units["log_exposure"]) if "log_exposure" in units else np.exp(eta)
-            return eta
+            c = np.ascontiguousarray(kernels.group_predictor(kind, draws, data.z, data.xbar, groups))
+            x = np.ascontiguousarray(units["x"], dtype=float)
+            offset = units.get("log_exposure", np.zeros(x.shape[0]))
+            out = np.empty((c.shape[0], x.shape[0]))
+            _expected_block(code, c, position, np.ascontiguousarray(x.T), np.ascontiguousarray(draws["bxy"]),
+                            np.asarray(offset, dtype=float), out)  # fmt: skip
+            return out
 
         return cls(function, parameters, names)
 
