@@ -218,3 +218,24 @@ def test_closed_form_expected_outcome_equals_the_pymc_graphs(model, family):
         )
     assert values[True].shape == (40, 160)
     np.testing.assert_allclose(values[True], values[False], rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("model", "family"), [("latent", "bernoulli"), ("multilevel", "gaussian"), ("fixed", "poisson")]
+)
+def test_prior_draws_without_pymc_match_pm_draw_in_shape_and_distribution(model, family):
+    import pymc as pm
+
+    from groupfx.checks import prior_parameter_draws
+
+    fit = groupfx.fit(_family_data(family), model, family=family, warn=False, draws=20, tune=30, chains=2)
+    names = list(fit.expected_outcome.parameters) + (["sigma_y"] if family == "gaussian" else [])
+    ours = prior_parameter_draws(fit, names, 4000, seed=1)
+    pymc_model = fit.pymc_model()
+    theirs = dict(zip(names, pm.draw([pymc_model[n] for n in names], draws=4000, random_seed=1), strict=True))
+    for name in names:
+        assert ours[name].shape == np.shape(theirs[name]), name
+        a, b = ours[name].ravel(), np.asarray(theirs[name]).ravel()
+        # same distribution: means within 5 standard errors, sds within 8%
+        assert abs(a.mean() - b.mean()) < 5 * b.std() * np.sqrt(2 / a.size), name
+        assert abs(a.std() / b.std() - 1) < 0.08, name

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
+from groupfx import kernels
 from groupfx.effects import flat_draws, unit_data
+from groupfx.priors import DEFAULT_PRIORS
 from groupfx.results import Fit
 
 CHECK_DRAWS = 200
@@ -123,17 +125,50 @@ def posterior_predictive_check(
     return PredictiveCheck(observed, sums / sizes, calibration)
 
 
+def _default_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Draws of ``names`` from the default priors with NumPy, shaped as ``pm.draw`` gives them.
+
+    For the models the fused kernels serve: each parameter's prior is its :data:`DEFAULT_PRIORS` entry
+    (Normal or Exponential), ``e`` is standard normal, and so is the latent ``u`` (``m ~ Normal(ax, bux)``
+    makes ``(m - ax) / bux`` standard normal whatever ``ax`` and ``bux``).
+    """
+    data, rng = fit.data, np.random.default_rng(seed)
+    shapes = {"a": (data.n_groups,), "e": (data.n_groups,), "u": (data.n_groups, data.n_x),
+              "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,)}  # fmt: skip
+    values = {}
+    for name in names:
+        size = (draws, *shapes.get(name, ()))
+        prior = DEFAULT_PRIORS.get(name)
+        if prior is None:  # e and u
+            values[name] = rng.standard_normal(size)
+        elif prior.distribution == "Normal":
+            values[name] = rng.normal(prior.parameters["mu"], prior.parameters["sigma"], size)
+        else:
+            values[name] = rng.exponential(1 / prior.parameters["lam"], size)
+    return values
+
+
+def prior_parameter_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """``draws`` draws of the parameters ``names`` from the fit's priors, ``(draws, ...)`` each.
+
+    With NumPy where the fused kernels serve the model (the default priors), else with ``pm.draw`` from
+    the PyMC model (which compiles its forward sampler).
+    """
+    if kernels.supported(fit.model, fit.family, fit.priors, fit.data):
+        return _default_prior_draws(fit, names, draws, seed)
+    model = fit.pymc_model()
+    values = pm.draw([model[name] for name in names], draws=draws, random_seed=seed)
+    return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
+
+
 def prior_predictive_means(fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0) -> np.ndarray:
     """Mean of y in each of ``draws`` data sets replicated from the prior, ``(draws,)``.
 
     The parameters are drawn from the model's priors alone (no per-unit draws), then y block by block.
     """
-    model = fit.pymc_model()
     expected = fit.expected_outcome
     names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
-    variables = [model[name] for name in names]
-    values = pm.draw(variables, draws=draws, random_seed=seed)
-    params = {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
+    params = prior_parameter_draws(fit, names, draws, seed)
     units = unit_data(fit)
     rng = np.random.default_rng(seed)
     total = np.zeros(draws)
