@@ -143,8 +143,10 @@ def _default_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> d
             values[name] = rng.standard_normal(size)
         elif prior.distribution == "Normal":
             values[name] = rng.normal(prior.parameters["mu"], prior.parameters["sigma"], size)
-        else:
+        elif prior.distribution == "Exponential":
             values[name] = rng.exponential(1 / prior.parameters["lam"], size)
+        else:  # a default prior of another kind would need its own line here
+            raise ValueError(f"no NumPy draw for the default prior of {name!r} ({prior.distribution})")
     return values
 
 

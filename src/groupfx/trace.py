@@ -56,6 +56,16 @@ def _dims_and_shape(column) -> tuple[list[str], list[int]]:
     return (dims.split(",") if dims else []), ([int(s) for s in shape.split(",")] if shape else [])
 
 
+def _with_coords(variables: dict[str, tuple], coords: Mapping[str, object]) -> xr.Dataset:
+    """A Dataset of ``variables`` (each ``(dims, values)``, chain and draw first) with the coordinates its
+    dims use: chain and draw numbered from 0, the rest from ``coords``."""
+    n_chains, n_draws = next(iter(variables.values()))[1].shape[:2]
+    used = {d for dims, _ in variables.values() for d in dims}
+    dataset_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
+    dataset_coords |= {name: values for name, values in coords.items() if name in used}
+    return xr.Dataset(variables, coords=dataset_coords)
+
+
 def _dataset(batches: Sequence, starts: Sequence[int], n_draws: int, coords: Mapping[str, object],
              skip: Sequence[str] = ()) -> xr.Dataset:  # fmt: skip
     """The rows ``starts[c]:starts[c] + n_draws`` of each chain's batch (nutpie's Arrow record batches),
@@ -80,10 +90,7 @@ def _dataset(batches: Sequence, starts: Sequence[int], n_draws: int, coords: Map
         if not dims:
             dims = [f"{name}_dim_{i}" for i in range(len(shape))]
         variables[name] = (("chain", "draw", *dims), out)
-    used = {d for dims, _ in variables.values() for d in dims}
-    dataset_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
-    dataset_coords |= {name: values for name, values in coords.items() if name in used}
-    return xr.Dataset(variables, coords=dataset_coords)
+    return _with_coords(variables, coords)
 
 
 def to_inference_data(result, coords: Mapping[str, object]) -> az.InferenceData:
@@ -106,11 +113,7 @@ def _zarr_dataset(group, coords: Mapping[str, object], skip: Sequence[str] = ())
         if name in skip or dims[:2] != ("chain", "draw"):  # coordinates, and statistics never read
             continue
         variables[name] = (dims, array[...])
-    n_chains, n_draws = next(iter(variables.values()))[1].shape[:2]
-    used = {d for dims, _ in variables.values() for d in dims}
-    dataset_coords = {"chain": np.arange(n_chains), "draw": np.arange(n_draws)}
-    dataset_coords |= {name: values for name, values in coords.items() if name in used}
-    return xr.Dataset(variables, coords=dataset_coords)
+    return _with_coords(variables, coords)
 
 
 def from_zarr(folder: str | Path, coords: Mapping[str, object]) -> az.InferenceData:
