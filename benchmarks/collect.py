@@ -13,6 +13,8 @@ import platform
 import sys
 from pathlib import Path
 
+from groupfx.files import atomic_path
+
 HERE = Path(__file__).resolve().parent
 PARTS = ("seed_results.md", "kernel_results.md", "scale_results.md", "study_results.md", "levers_results.md")
 
@@ -44,9 +46,8 @@ def main() -> int:
         lines += ["", f"## {number}. {title.lstrip('# ')}"]
         lines += ["#" + line if line.startswith("#") else line for line in body]
     out = HERE / "results.md"
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from groupfx.data import GroupedData
+from groupfx.files import atomic_path
 from groupfx.kernels import FusedModel
 from groupfx.models import build_model
 from groupfx.sampling import compile_model
@@ -140,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| {n:,} | {name} | {k:.1f} | {s:.1f} | {gr:.1f} | {j:.1f} | {f:.1f} | {k / f:.2f} |"
         for n, name, k, s, gr, j, f in rows
     ]
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

@@ -20,6 +20,8 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from groupfx.files import atomic_path
+
 HERE = Path(__file__).resolve().parent
 LEVERS = (  # (mass matrix, tune, precision)
     ("low-rank", 1000, "float64"),
@@ -93,9 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         f" | {r['min_ess']:.0f} | {r['ess_per_s']:.1f} | {r['rhat']:.3f} | {r['divergences']} |"
         for r in rows
     ]
-    tmp = args.out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

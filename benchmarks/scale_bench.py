@@ -31,6 +31,8 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
+from groupfx.files import atomic_path
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
 GPU_RUNS = ("mundlak:float64:jax", "latent:float64:jax")
@@ -285,9 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     outputs = {args.out: render(args, results), args.out.with_suffix(".json"): json.dumps(results)}
     for path, text in outputs.items():
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
     return 0
 
 

@@ -32,6 +32,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
+from groupfx.files import atomic_path
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -98,9 +100,8 @@ core, each fit {settings.chains} chains x ({settings.tune} tuning + {settings.dr
 
 Failed fits: {ours["failed"]}.
 """
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     print(text)
     return 0
 
