@@ -19,7 +19,7 @@ from groupfx.models import DEFAULT_MODELS, MODELS, build_model
 from groupfx.outputs import write_report
 from groupfx.priors import DEFAULT_PRIORS, Prior, load_priors
 from groupfx.reader import DataWarning, read_data
-from groupfx.results import Fit, compare, estimates, mundlak_effects
+from groupfx.results import Fit, Fits, compare, estimates, mundlak_effects
 from groupfx.sampling import SamplerSettings
 from groupfx.scenarios import DEFAULT_SCENARIOS, Scenario, load_scenarios
 from groupfx.simulate import SimulatedData, SimulationSettings, simulate
@@ -38,6 +38,7 @@ __all__ = [
     "DataWarning",
     "DiagnosticWarning",
     "Fit",
+    "Fits",
     "GroupedData",
     "GroupfxError",
     "InputError",

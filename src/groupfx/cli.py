@@ -314,6 +314,13 @@ def _print_summary(fits, table, comparison, truth, report: Path, started: float)
 
     console = _console()
     console.print(summary_table(fits, table, comparison, truth))
+    if len(fits) == 1:
+        (fit,) = fits.values()
+        console.print(
+            f"PSIS-LOO of {escape(fit.label)}: elpd_loo {fit.loo.elpd_loo:.1f} (se {fit.loo.se:.1f});"
+            " one model, so nothing to rank.",
+            highlight=False,
+        )
     for fit in fits.values():
         for line in condense(fit.issues):
             console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False)

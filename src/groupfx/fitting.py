@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import arviz as az
+import pandas as pd
 import xarray as xr
 
 from groupfx import fused_loo, kernels
@@ -18,7 +20,7 @@ from groupfx.loglik import loo
 from groupfx.models import DEFAULT_MODELS, build_model, get_spec
 from groupfx.parallel import default_workers, run_fits
 from groupfx.priors import Prior, resolve_priors
-from groupfx.results import Fit
+from groupfx.results import Fit, Fits
 from groupfx.sampling import SamplerSettings, compile_model, draw_samples, model_seed
 from groupfx.simulate import SimulatedData
 
@@ -26,12 +28,29 @@ Progress = Callable[[str, str], None]
 """``progress(model_label, step)`` is called as each step of a fit begins."""
 
 
+READ_FIRST = "groupfx.read_data(frame, y=..., x=..., group=...)"
+
+
 def _as_data(data: GroupedData | SimulatedData) -> GroupedData:
+    """The GroupedData to fit; a table or a file is refused with the call that makes one of it."""
     if isinstance(data, SimulatedData):
         return data.data
     if isinstance(data, GroupedData):
         return data
-    raise InputError(f"data must be a GroupedData or SimulatedData (got {type(data).__name__}).")
+    if isinstance(data, pd.DataFrame):  # its columns have no roles yet: which is y, x, the group?
+        raise InputError(
+            "data is a DataFrame, whose columns have no roles yet; name them with"
+            f" {READ_FIRST} (or formula=...) and fit what it returns."
+        )
+    if isinstance(data, str | os.PathLike):
+        raise InputError(
+            f"data is a path ({os.fspath(data)!r}); read it with"
+            f" {READ_FIRST.replace('frame', 'path')} (or formula=...) and fit what it returns."
+        )
+    raise InputError(
+        f"data must be a GroupedData or SimulatedData (got {type(data).__name__});"
+        f" make one with {READ_FIRST}."
+    )
 
 
 def _settings(settings: SamplerSettings | None, overrides: Mapping[str, object]) -> SamplerSettings:
@@ -162,7 +181,7 @@ def fit_all(
     warn: bool = True,
     workers: int | None = None,
     **sampler_options: object,
-) -> dict[str, Fit]:
+) -> Fits:
     """Fit several strategies (all five by default) to the same data.
 
     Parameters
@@ -180,10 +199,16 @@ def fit_all(
 
     Returns
     -------
-    dict of str to Fit
-        Keyed by registry name.
+    Fits
+        A dict of :class:`Fit` keyed by registry name, in the order of ``models``; it shows its estimates
+        table in Jupyter.
     """
+    _as_data(data)  # a table or a path is refused before anything is started
     names = list(models) if models is not None else list(DEFAULT_MODELS)
+    if not names:
+        raise InputError(
+            f"models is empty; name at least one of {', '.join(DEFAULT_MODELS)} (or leave it out)."
+        )
     for name in names:
         get_spec(name)
     if len(set(names)) != len(names):
@@ -213,4 +238,4 @@ def fit_all(
     if warn:
         for result in fits.values():
             warn_issues(result.issues)
-    return fits
+    return Fits(fits)

@@ -17,7 +17,7 @@ from groupfx.effect_section import effect_section
 from groupfx.files import atomic_directory, atomic_path
 from groupfx.graphs import GraphFile, model_graph, write_graph
 from groupfx.report import render_report, write_html
-from groupfx.results import Fit, compare, estimates, mundlak_effects
+from groupfx.results import Fit, as_fit_list, compare, estimates, mundlak_effects
 from groupfx.sampling import mass_matrix_text
 from groupfx.simulate import SimulatedData, generative_model
 
@@ -61,7 +61,7 @@ def causal_graph(simulated: SimulatedData) -> pm.Model:
 
 
 def write_report(
-    fits: Mapping[str, Fit] | Sequence[Fit],
+    fits: Fit | Mapping[str, Fit] | Sequence[Fit],
     out_dir: str | Path,
     *,
     simulated: SimulatedData | None = None,
@@ -81,8 +81,9 @@ def write_report(
 
     Parameters
     ----------
-    fits : mapping or sequence of Fit
-        The fits to report, in order (at least two, for the LOO comparison).
+    fits : Fit, mapping or sequence of Fit
+        The fits to report, in order. With one fit the report has no comparison table or figure and
+        no LOO ranking (``loo.csv`` is the one row of :func:`groupfx.compare`); every other part is as usual.
     out_dir : str or pathlib.Path
         Destination folder (replaced if it exists).
     simulated : SimulatedData, optional
@@ -97,7 +98,7 @@ def write_report(
     pathlib.Path
         The report's path.
     """
-    fits = list(fits.values()) if isinstance(fits, Mapping) else list(fits)
+    fits = as_fit_list(fits, "write_report")
     data: GroupedData = fits[0].data
     truth = simulated.truth if simulated is not None else None
     say = progress or (lambda step: None)
@@ -153,7 +154,7 @@ def write_report(
             **{f"posterior_{fit.model}": partial(plots.plot_posteriors, fit, truth) for fit in fits},
             "model_grid": lambda: plots.plot_model_grid(fits, truth),
             "forest": lambda: plots.plot_forests(fits, truth),
-            "loo_compare": lambda: plots.plot_loo_compare(comparison),
+            **({"loo_compare": lambda: plots.plot_loo_compare(comparison)} if len(fits) > 1 else {}),
             **section.drawings(),
         }
         paths = draw_figures(drawings, fig_dir, meanwhile=files_beside_the_figures)

@@ -21,8 +21,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from groupfx.data import GroupedData
+from groupfx.errors import InputError
 from groupfx.files import atomic_path
-from groupfx.results import EFFECTS, Fit, effect_label, effect_terms, truth_of
+from groupfx.results import EFFECTS, Fit, as_fit_list, compare, effect_label, effect_terms, truth_of
 
 STYLE = {
     **{key: value for key, value in plt.style.library["arviz-darkgrid"].items() if key != "axes.prop_cycle"},
@@ -37,7 +38,9 @@ DPI = 100
 MAX_POINTS = 20_000
 """Scatter plots of larger tables show a fixed random subsample of this many units."""
 
-Fits = Mapping[str, Fit] | Sequence[Fit]
+FitsLike = Fit | Mapping[str, Fit] | Sequence[Fit]
+"""What the functions drawing several models take: one Fit, a sequence of them, or a mapping such as the
+dict of :func:`groupfx.fit_all`."""
 P = ParamSpec("P")
 
 
@@ -54,11 +57,18 @@ def _styled(function: Callable[P, Figure]) -> Callable[P, Figure]:
     return wrapper
 
 
-def _fit_list(fits: Fits) -> list[Fit]:
-    fits = list(fits.values()) if isinstance(fits, Mapping) else list(fits)
-    if not fits:
-        raise ValueError("Give at least one fit to plot.")
-    return fits
+def _one_fit(fit: FitsLike, what: str, several: str) -> Fit:
+    """The one fit a single-model figure draws: a Fit, or a collection holding exactly one."""
+    if isinstance(fit, Fit):
+        return fit
+    fits = as_fit_list(fit, what)
+    if len(fits) > 1:
+        names = ", ".join(f.model for f in fits)
+        raise InputError(
+            f"{what} draws one Fit, got {len(fits)} ({names}); pass one, such as fits[{fits[0].model!r}],"
+            f" or use {several} for several."
+        )
+    return fits[0]
 
 
 def _subsample(n: int, max_points: int = MAX_POINTS) -> np.ndarray:
@@ -201,7 +211,8 @@ def plot_posteriors(
     Parameters
     ----------
     fit : Fit
-        The fitted model.
+        The fitted model (one; a list or dict holding only it is taken too, several are refused: draw
+        them with :func:`plot_model_grid`).
     truth : mapping of str to float, optional
         True values; each is drawn as ArviZ's reference value on its parameter's panel.
     params : sequence of str
@@ -211,7 +222,13 @@ def plot_posteriors(
     -------
     matplotlib.figure.Figure
         One row of axes, one per effect and covariate, titled ``"<label>: posterior"``.
+
+    Raises
+    ------
+    InputError
+        When given several fits.
     """
+    fit = _one_fit(fit, "plot_posteriors", "plot_model_grid")
     columns = len(_panels(fit.data, params))
     fig, axes = plt.subplots(1, columns, figsize=(6 * columns, 5), squeeze=False, layout="constrained")
     _posterior_row(fit, axes[0], truth, params)
@@ -221,14 +238,14 @@ def plot_posteriors(
 
 @_styled
 def plot_model_grid(
-    fits: Fits, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
+    fits: FitsLike, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
 ) -> Figure:
     """The seed's stacked comparison: one row of posterior panels per model, columns sharing x.
 
     Parameters
     ----------
-    fits : mapping or sequence of Fit
-        The fits, top to bottom.
+    fits : Fit, sequence of Fit or mapping of str to Fit
+        The fits, top to bottom (one is a one-row grid).
     truth : mapping of str to float, optional
         True values, drawn as reference values.
     params : sequence of str
@@ -239,7 +256,7 @@ def plot_model_grid(
     matplotlib.figure.Figure
         One row per fit, one column per effect and covariate; each row's first axis has the model label.
     """
-    fits = _fit_list(fits)
+    fits = as_fit_list(fits, "plot_model_grid")
     columns = len(_panels(fits[0].data, params))
     fig, axes = plt.subplots(
         len(fits),
@@ -279,12 +296,12 @@ def _forest(ax: Axes, fits: list[Fit], param: str, truth: Mapping[str, float] | 
 
 
 @_styled
-def plot_forest(fits: Fits, param: str, truth: Mapping[str, float] | None = None) -> Figure:
+def plot_forest(fits: FitsLike, param: str, truth: Mapping[str, float] | None = None) -> Figure:
     """Forest plot of one parameter across models (94% HDI, chains combined).
 
     Parameters
     ----------
-    fits : mapping or sequence of Fit
+    fits : Fit, sequence of Fit or mapping of str to Fit
         The fits.
     param : str
         A scalar parameter every fit has.
@@ -297,19 +314,19 @@ def plot_forest(fits: Fits, param: str, truth: Mapping[str, float] | None = None
         One axis, titled ``param``.
     """
     fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
-    _forest(ax, _fit_list(fits), param, truth)
+    _forest(ax, as_fit_list(fits, "plot_forest"), param, truth)
     return fig
 
 
 @_styled
 def plot_forests(
-    fits: Fits, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
+    fits: FitsLike, truth: Mapping[str, float] | None = None, params: Sequence[str] = EFFECTS
 ) -> Figure:
     """The seed's forest figure: one forest plot per parameter, stacked.
 
     Parameters
     ----------
-    fits : mapping or sequence of Fit
+    fits : Fit, sequence of Fit or mapping of str to Fit
         The fits.
     truth : mapping of str to float, optional
         True values, drawn as dashed vertical lines.
@@ -321,7 +338,7 @@ def plot_forests(
     matplotlib.figure.Figure
         ``len(params)`` axes in one column.
     """
-    fits = _fit_list(fits)
+    fits = as_fit_list(fits, "plot_forests")
     params = [p for p in params if any(p == q for q, _ in effect_terms(fits[0].data))]
     fig, axes = plt.subplots(
         len(params), 1, figsize=(10, 5 * len(params)), squeeze=False, layout="constrained"
@@ -333,19 +350,33 @@ def plot_forests(
 
 
 @_styled
-def plot_loo_compare(comparison: pd.DataFrame) -> Figure:
-    """ArviZ's plot of a PSIS-LOO comparison table.
+def plot_loo_compare(comparison: pd.DataFrame | FitsLike) -> Figure:
+    """ArviZ's plot of a PSIS-LOO comparison of two or more models.
 
     Parameters
     ----------
-    comparison : pandas.DataFrame
-        The table of :func:`groupfx.compare` (or ``arviz.compare``).
+    comparison : pandas.DataFrame, or the fits
+        The table of :func:`groupfx.compare` (or ``arviz.compare``) of two or more models, or the fits
+        themselves (a sequence or mapping), compared here.
 
     Returns
     -------
     matplotlib.figure.Figure
         One axis: ELPD per model with standard errors, best at the top.
+
+    Raises
+    ------
+    InputError
+        When there is only one model: there is nothing to compare (its elpd_loo is in ``fit.loo``).
     """
+    if not isinstance(comparison, pd.DataFrame):
+        comparison = compare(as_fit_list(comparison, "plot_loo_compare"))
+    if len(comparison) < 2:
+        names = ", ".join(map(str, comparison.index)) or "none"
+        raise InputError(
+            f"plot_loo_compare draws a comparison of two or more models, got {len(comparison)} ({names});"
+            " fit more models, or read the one model's elpd_loo in groupfx.compare(fit)."
+        )
     fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
     az.plot_compare(comparison, ax=ax)
     return fig

@@ -20,7 +20,7 @@ from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import RENDER_HINT, GraphFile
 from groupfx.priors import DEFAULT_PRIORS
-from groupfx.results import ESTIMATE_COLUMNS, Fit, effect_label, effect_terms, truth_of
+from groupfx.results import ESTIMATE_COLUMNS, Fit, as_fit_list, effect_label, effect_terms, truth_of
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,11 @@ def conclusions(
 ) -> list[str]:
     """Plain sentences on what each model says about the effects, against the truth where known.
 
-    Intervals and standard deviations are read from ``estimates`` (the table of :func:`estimates`).
+    Intervals and standard deviations are read from ``estimates`` (the table of :func:`estimates`), the
+    ranking from ``comparison`` (:func:`groupfx.compare`); with one model the ranking is replaced by one
+    sentence giving its elpd_loo.
     """
+    fits = as_fit_list(fits, "conclusions")
     rows = estimates.set_index(["model", "parameter", "term"])
     lines = []
     for param, term in effect_terms(fits[0].data):
@@ -90,16 +93,33 @@ def conclusions(
                     sd = rows.loc[(fit.label, param, term), "sd"]
                     name = effect_label(param, term, fit.data)
                     lines.append(f"{fit.label}: {name} is not identified (posterior sd {sd:.2f}). {reason}")
-    ranking = list(comparison.index)
-    lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(ranking)}.")
     flagged = sorted({issue.model for fit in fits for issue in fit.issues})
+    if len(fits) > 1:
+        lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(comparison.index)}.")
+        if flagged:
+            lines.append(f"Sampler diagnostics need attention for: {', '.join(flagged)} (see each model).")
+        else:
+            lines.append(
+                "Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds)."
+            )
+        return lines
+    (fit,) = fits
+    lines.append(single_loo_text(fit))
     if flagged:
-        lines.append(f"Sampler diagnostics need attention for: {', '.join(flagged)} (see each model).")
+        lines.append(f"The sampler diagnostics of {fit.label} need attention (see the model's section).")
     else:
         lines.append(
-            "Every model passed the sampler diagnostics (no divergences, R-hat and ESS within bounds)."
+            f"{fit.label} passed the sampler diagnostics (no divergences, R-hat and ESS within bounds)."
         )
     return lines
+
+
+def single_loo_text(fit: Fit) -> str:
+    """The sentence that stands for the LOO ranking when only one model was fitted."""
+    return (
+        f"PSIS-LOO ranks models against each other and only {fit.label} was fitted, so there is nothing to"
+        f" rank: its elpd_loo is {fit.loo.elpd_loo:.1f} (se {fit.loo.se:.1f}, p_loo {fit.loo.p_loo:.1f})."
+    )
 
 
 def _priors_text(fits: Sequence[Fit], priors: Mapping[str, object]) -> str:
@@ -144,13 +164,14 @@ PARETO_K_MAX = 0.7
 def loo_notes(fits: Sequence[Fit]) -> list[str]:
     """A sentence per model whose PSIS-LOO has observations with Pareto k above 0.7 (unreliable there)."""
     notes = []
+    what = "its rank" if len(fits) > 1 else "it"
     for fit in fits:
         bad = int((np.asarray(fit.loo.pareto_k) > PARETO_K_MAX).sum())
         if bad:
             notes.append(
                 f"{fit.label}: {bad} of {len(fit.loo.pareto_k)} observations have Pareto k > {PARETO_K_MAX},"
                 " so its LOO estimate is unreliable there (they are influential: often units of small or"
-                " all-0 / all-1 groups whose intercept they alone inform); read its rank with care."
+                f" all-0 / all-1 groups whose intercept they alone inform); read {what} with care."
             )
     return notes
 
@@ -192,8 +213,11 @@ def render_report(
 
     ``figures`` maps figure keys (``group_counts``, ``x_by_group``, ``y_by_x``, ``posterior_<model>``,
     ``model_grid``, ``forest``, ``loo_compare``) to PNG files; ``graphs`` maps ``causal`` and model names
-    to graph files.
+    to graph files. With one fit there is nothing to compare: ``loo_compare`` is not needed, and the LOO
+    section gives that model's elpd_loo (and its Pareto k note) instead of a comparison table.
     """
+    fits = as_fit_list(fits, "render_report")
+    several = len(fits) > 1
 
     def image(key: str, alt: str) -> EmbeddedImage:
         return EmbeddedImage.from_file(figures[key], alt)
@@ -269,11 +293,16 @@ def render_report(
         models=models,
         rhat_max=RHAT_MAX,
         ess_min=ESS_MIN,
+        several=several,
         comparison_figures=[
-            image("model_grid", "Posteriors of bxy and bzy, all models"),
+            image(
+                "model_grid",
+                "Posteriors of bxy and bzy, all models" if several else "Posteriors of bxy and bzy",
+            ),
             image("forest", "Forest plots of bxy and bzy"),
         ],
-        loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")),
+        loo_table=_table(comparison.drop(columns=["scale"], errors="ignore")) if several else None,
+        loo_single=None if several else single_loo_text(fits[0]),
         loo_notes=loo_notes(fits),
         loo_cost=loo_cost(fits),
         decomposition=None
@@ -281,7 +310,7 @@ def render_report(
         else _table(decomposition.set_index(["model", "term", "effect"])),
         crosscheck=None if crosscheck is None else _table(crosscheck),
         effects=_effects_context(effects, image, figures),
-        loo_figure=image("loo_compare", "LOO comparison"),
+        loo_figure=image("loo_compare", "LOO comparison") if several else None,
         diagnostics_table=_table(diagnostics, digits=2),
         settings_text=settings_text,
         version=version("groupfx"),

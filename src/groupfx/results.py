@@ -1,10 +1,11 @@
-"""What a fit returns, and the tables made from several fits."""
+"""What a fit returns, the dict of fits :func:`groupfx.fit_all` returns, and the tables made from fits."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from html import escape
 from pathlib import Path
 
 import arviz as az
@@ -13,6 +14,7 @@ import pandas as pd
 
 from groupfx.data import GroupedData
 from groupfx.diagnostics import DiagnosticIssue, parameter_diagnostics
+from groupfx.errors import InputError
 from groupfx.files import atomic_path
 from groupfx.models import ModelSpec, build_model, get_spec
 from groupfx.priors import Prior
@@ -62,7 +64,7 @@ def truth_of(truth: Mapping[str, float] | None, parameter: str, term: str) -> fl
     return None if value is None else float(value)
 
 
-@dataclass
+@dataclass(repr=False)
 class Fit:
     """One strategy fitted to one data set.
 
@@ -173,6 +175,117 @@ class Fit:
             self.idata.to_netcdf(str(tmp))
         return path
 
+    def describe(self, hdi_prob: float = HDI_PROB) -> str:
+        """One line saying what this fit is: model, family, data size, draws, each ``bxy`` with its HDI.
+
+        Examples
+        --------
+        >>> result.describe()  # doctest: +SKIP
+        'Mundlak (mundlak), bernoulli, 2000 units in 30 groups, 4 x 1000 draws, bxy = 0.03 [-0.11, 0.16], ...'
+        """
+        posterior = self.idata.posterior
+        bxy = posterior["bxy"]
+        effects = []
+        for term in self.data.x_names:
+            values = bxy.sel(x_var=term).to_numpy().ravel()
+            low, high = az.hdi(values, hdi_prob=hdi_prob)
+            effects.append(
+                f"{effect_label('bxy', term, self.data)} = {values.mean():.2f} [{low:.2f}, {high:.2f}]"
+            )
+        issues = len(self.issues)
+        return (
+            f"{self.label} ({self.model}), {self.family}, {self.data.n_units} units in {self.data.n_groups}"
+            f" groups, {posterior.sizes['chain']} x {posterior.sizes['draw']} draws, {', '.join(effects)},"
+            f" {issues} issue{'' if issues == 1 else 's'}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Fit {self.describe()}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the one-line description above the summary table."""
+        return f"<p><b>Fit</b>: {escape(self.describe())}</p>\n{_html_table(self.summary())}"
+
+
+class Fits(dict):
+    """The fits of :func:`groupfx.fit_all`: a dict of :class:`Fit` keyed by registry name, in fitting order.
+
+    It is an ordinary dict (``fits["mundlak"]``, ``list(fits)``, picklable) that also shows itself briefly:
+    its ``repr`` is one line, and in Jupyter it shows the estimates table and, with several fits, the
+    PSIS-LOO comparison.
+    """
+
+    def describe(self) -> str:
+        """One line: how many models, which, the family and the data size."""
+        if not self:
+            return "no models"
+        first = next(iter(self.values()))
+        count = len(self)
+        return (
+            f"{count} model{'' if count == 1 else 's'} ({', '.join(self)}), {first.family},"
+            f" {first.data.n_units} units in {first.data.n_groups} groups"
+        )
+
+    def __repr__(self) -> str:
+        return f"<Fits: {self.describe()}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the estimates of every fit, and the PSIS-LOO comparison when there are several."""
+        heading = f"<p><b>Fits</b>: {escape(self.describe())}</p>"
+        if not self:
+            return heading
+        table = estimates(self).drop(columns=["truth", "covers_truth", "within_estimate"])
+        parts = [heading, _html_table(table.set_index(["model", "parameter", "term"]))]
+        if len(self) > 1:
+            parts += ["<p>PSIS-LOO comparison (best first)</p>", _html_table(compare(self))]
+        return "\n".join(parts)
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(float_format=lambda v: f"{v:.3f}", na_rep="", border=0)
+
+
+def as_fit_list(fits: Fit | Mapping[str, Fit] | Sequence[Fit], what: str = "this function") -> list[Fit]:
+    """The fits as a list, from one :class:`Fit`, a sequence of them or a mapping (such as :class:`Fits`).
+
+    Parameters
+    ----------
+    fits : Fit, sequence of Fit or mapping of str to Fit
+        What the caller was given.
+    what : str
+        Who asks, for the error message (``"compare"``, ``"plot_forest"``...).
+
+    Returns
+    -------
+    list of Fit
+        In the given order; never empty.
+
+    Raises
+    ------
+    InputError
+        When there is no fit, or something in place of a fit is not one.
+    """
+    if isinstance(fits, Fit):
+        return [fits]
+    if isinstance(fits, Mapping):
+        items = list(fits.values())
+    elif isinstance(fits, Sequence) and not isinstance(fits, str):
+        items = list(fits)
+    else:
+        raise InputError(
+            f"{what} takes a Fit, a list of fits or the dict of groupfx.fit_all (got {type(fits).__name__})."
+        )
+    if not items:
+        raise InputError(
+            f"{what} needs at least one fit (got none); fit a model with groupfx.fit or fit_all."
+        )
+    strangers = [type(item).__name__ for item in items if not isinstance(item, Fit)]
+    if strangers:
+        raise InputError(
+            f"{what} takes fits made by groupfx.fit or fit_all (got a {strangers[0]} among them)."
+        )
+    return items
+
 
 def scalar_parameters(idata: az.InferenceData) -> list[str]:
     """Posterior variables with no dimension besides chain, draw and at most one covariate dimension."""
@@ -184,7 +297,7 @@ def scalar_parameters(idata: az.InferenceData) -> list[str]:
 
 
 def estimates(
-    fits: Mapping[str, Fit] | Sequence[Fit],
+    fits: Fit | Mapping[str, Fit] | Sequence[Fit],
     truth: Mapping[str, float] | None = None,
     hdi_prob: float = HDI_PROB,
     within: pd.DataFrame | None = None,
@@ -193,8 +306,8 @@ def estimates(
 
     Parameters
     ----------
-    fits : mapping or sequence of Fit
-        The fits, in the order the table should follow.
+    fits : Fit, sequence of Fit or mapping of str to Fit
+        The fits, in the order the table should follow (at least one).
     truth : mapping of str to float, optional
         True values of the effects by parameter name (``bxy``, ``bzy``) or by parameter and covariate
         (``bxy[married]``) (simulated data); ``covers_truth`` says whether the HDI holds it.
@@ -212,7 +325,7 @@ def estimates(
         parameter.
     """
     frames = []
-    for fit in _as_list(fits):
+    for fit in as_fit_list(fits, "estimates"):
         table = fit.summary(hdi_prob=hdi_prob).reset_index()
         table.insert(0, "model", fit.label)
         table["truth"] = [
@@ -232,24 +345,64 @@ def estimates(
     return pd.concat(frames, ignore_index=True)[list(ESTIMATE_COLUMNS)]
 
 
-def compare(fits: Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
-    """Rank the fits by PSIS-LOO of the outcome (ArviZ's ``compare`` table, best first)."""
-    fits = _as_list(fits)
-    if len(fits) < 2:
-        raise ValueError("compare needs at least two fits.")
+SINGLE_COMPARE_COLUMNS = ("rank", "elpd_loo", "p_loo", "weight", "se", "scale")
+"""Columns of :func:`compare` for one fit: nothing it could be compared with is reported."""
+
+
+def compare(fits: Fit | Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
+    """Rank the fits by PSIS-LOO of the outcome, best first.
+
+    Parameters
+    ----------
+    fits : Fit, sequence of Fit or mapping of str to Fit
+        One fit or several.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by model label. With several fits, ArviZ's ``compare`` table (``rank, elpd_loo, p_loo,
+        elpd_diff, weight, se, dse, warning, scale``). With one fit, one row of
+        :data:`SINGLE_COMPARE_COLUMNS`: its ``elpd_loo``, ``p_loo`` and ``se``, rank 0 and weight 1; the
+        columns that only mean something against another model (``elpd_diff``, ``dse``) and ArviZ's
+        ``warning`` flag are left out (the Pareto k of its observations are in ``fit.loo.pareto_k``).
+
+    Raises
+    ------
+    InputError
+        When there is no fit.
+    """
+    fits = as_fit_list(fits, "compare")
+    if len(fits) == 1:
+        (fit,) = fits
+        row = {
+            "rank": 0,
+            "elpd_loo": float(fit.loo.elpd_loo),
+            "p_loo": float(fit.loo.p_loo),
+            "weight": 1.0,
+            "se": float(fit.loo.se),
+            "scale": str(fit.loo.scale),
+        }
+        return pd.DataFrame([row], index=pd.Index([fit.label], name="model"))[list(SINGLE_COMPARE_COLUMNS)]
     table = az.compare({fit.label: fit.loo for fit in fits}, ic="loo")
     table.index.name = "model"
     return table
 
 
-def _as_list(fits: Mapping[str, Fit] | Sequence[Fit]) -> list[Fit]:
-    return list(fits.values()) if isinstance(fits, Mapping) else list(fits)
+__all__ = [
+    "Fit",
+    "Fits",
+    "as_fit_list",
+    "compare",
+    "effect_terms",
+    "estimates",
+    "mundlak_effects",
+    "scalar_parameters",
+]
 
 
-__all__ = ["Fit", "compare", "effect_terms", "estimates", "mundlak_effects", "scalar_parameters"]
-
-
-def mundlak_effects(fits: Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+def mundlak_effects(
+    fits: Fit | Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = HDI_PROB
+) -> pd.DataFrame:
     """Within, contextual and between effects of each x for the Mundlak models.
 
     In the Mundlak model ``bxy`` is the within-group effect, ``buy`` the contextual effect of the group
@@ -266,7 +419,7 @@ def mundlak_effects(fits: Mapping[str, Fit] | Sequence[Fit], hdi_prob: float = H
     """
     columns = ["model", "term", "effect", "mean", "sd", "hdi_low", "hdi_high"]
     rows = []
-    for fit in _as_list(fits):
+    for fit in as_fit_list(fits, "mundlak_effects"):
         if fit.model not in ("mundlak", "latent"):
             continue
         post = fit.idata.posterior
