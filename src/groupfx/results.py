@@ -208,7 +208,7 @@ class Fit:
 
 
 class Fits(dict):
-    """The fits of :func:`groupfx.fit_all`: a dict of :class:`Fit` keyed by registry name, in fitting order.
+    """The fits of :func:`groupfx.fit_all`: a dict of :class:`Fit` keyed by registry name, in the order asked.
 
     It is an ordinary dict (``fits["mundlak"]``, ``list(fits)``, picklable) that also shows itself briefly:
     its ``repr`` is one line, and in Jupyter it shows the estimates table and, with several fits, the
