@@ -40,7 +40,6 @@ from pymc.model_graph import (
     DEFAULT_NODE_FORMATTERS,
     ModelGraph,
     NodeType,
-    Plate,
     create_plate_label_with_dim_length,
 )
 
@@ -105,14 +104,11 @@ class ModelStructure:
         ``(parent, child)`` pairs.
     plates : dict of str to tuple of str
         Plate label to the names of the nodes in it.
-    pymc_plates : list of pymc.model_graph.Plate
-        PyMC's plates, for its own Graphviz source (:func:`pymc.model_graph.make_graph`).
     """
 
     nodes: tuple[GraphNode, ...]
     edges: tuple[tuple[str, str], ...]
     plates: dict[str, tuple[str, ...]]
-    pymc_plates: list[Plate]
 
     def parents(self, name: str) -> list[str]:
         """The parents of ``name``."""
@@ -137,11 +133,10 @@ def model_structure(model: pm.Model) -> ModelStructure:
         not depend on the order of Python's sets.
     """
     graph = ModelGraph(model)
-    pymc_plates = graph.get_plates()
     order = {name: i for i, name in enumerate(model.named_vars)}
     nodes = []
     plates: dict[str, tuple[str, ...]] = {}
-    for plate in pymc_plates:
+    for plate in graph.get_plates():
         label = create_plate_label_with_dim_length(plate.dim_info) if plate.dim_info else None
         members = sorted(plate.variables, key=lambda info: order[info.var.name])
         if label is not None:
@@ -153,7 +148,7 @@ def model_structure(model: pm.Model) -> ModelStructure:
     pairs = {(parent, child) for child, parent in graph.edges()}
     edges = sorted(pairs, key=lambda edge: (order[edge[0]], order[edge[1]]))
     plates = dict(sorted(plates.items(), key=lambda item: order[item[1][0]]))
-    return ModelStructure(tuple(nodes), tuple(edges), plates, pymc_plates)
+    return ModelStructure(tuple(nodes), tuple(edges), plates)
 
 
 @dataclass(frozen=True)
@@ -324,6 +319,9 @@ class _Layouter:
             self.order = self._first_order()
             self._measure()
         self.rank_gap = 2 * PLATE_PAD + EDGE_ROOM
+        self.in_rank: dict[int, list[str]] = {}
+        for name, rank in self.ranks.items():
+            self.in_rank.setdefault(rank, []).append(name)
         self.neighbours = {
             node.name: structure.parents(node.name) + structure.children(node.name)
             for node in structure.nodes
@@ -492,12 +490,10 @@ class _Layouter:
             if not ends_a & ends_b
         )
         through = 0
-        for (x0, y0), (x1, y1), ends in segments:
-            for name, rank in self.ranks.items():
-                y = self.rank_y(rank)
-                if name not in ends and y1 < y < y0:
-                    x = x0 + (x1 - x0) * (y - y0) / (y1 - y0)
-                    through += abs(xs[name] - x) < self.sizes[name][0] / 2 + 4
+        for (p, c), ((x0, y0), (x1, y1), _) in zip(self.structure.edges, segments, strict=True):
+            for rank in range(self.ranks[p] + 1, self.ranks[c]):
+                x = x0 + (x1 - x0) * (self.rank_y(rank) - y0) / (y1 - y0)
+                through += any(abs(xs[n] - x) < self.sizes[n][0] / 2 + 4 for n in self.in_rank[rank])
         length = sum(abs(a1[0] - a0[0]) for a0, a1, _ in segments)
         return 40.0 * crossings + 40.0 * through + width / 5 + length / 100.0
 
