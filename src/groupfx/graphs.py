@@ -1,8 +1,8 @@
-"""Model graphs: rendered with Graphviz's ``dot`` where it is installed, else written as DOT source."""
+"""Model graphs: a PNG drawn with matplotlib (the same on every machine, no Graphviz needed) and, beside it,
+the graph's Graphviz DOT source for anyone who wants to render or restyle it with ``dot``."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +10,10 @@ import graphviz
 import pymc as pm
 
 from groupfx.files import atomic_path
+from groupfx.graph_drawing import draw_model_graph
+
+DPI = 100
+"""Resolution of the graph PNGs (as the report's other figures)."""
 
 
 @dataclass(frozen=True)
@@ -21,42 +25,46 @@ class GraphFile:
     name : str
         What the graph shows, e.g. ``"Mundlak"``.
     path : pathlib.Path
-        The PNG file, or the ``.dot`` file where ``dot`` is missing.
-    rendered : bool
-        Whether ``path`` is a PNG.
+        The PNG file.
+    dot_path : pathlib.Path
+        The DOT source file beside it.
     source : str
         The DOT source.
     """
 
     name: str
     path: Path
-    rendered: bool
+    dot_path: Path
     source: str
 
 
-RENDER_HINT = "Install Graphviz (Debian: apt-get install graphviz) and run: dot -Tpng FILE.dot -o FILE.png"
-
-
-def dot_available() -> bool:
-    """Whether Graphviz's ``dot`` program is on the PATH."""
-    return shutil.which("dot") is not None
-
-
 def model_graph(model: pm.Model) -> graphviz.Digraph:
-    """The PyMC model's graph (plates by dimension)."""
+    """The PyMC model's graph as Graphviz objects (plates by dimension); only its source is used here."""
     return pm.model_to_graphviz(model)
 
 
-def write_graph(graph: graphviz.Digraph, stem: str | Path, name: str) -> GraphFile:
-    """Write ``graph`` as ``stem.png`` where ``dot`` exists, else as ``stem.dot``."""
+def write_graph(model: pm.Model, stem: str | Path, name: str) -> GraphFile:
+    """Write the model's graph as ``stem.png`` (drawn by :mod:`groupfx.graph_drawing`) and ``stem.dot``.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model whose graph to write.
+    stem : str or pathlib.Path
+        Path of the two files without their suffix, e.g. ``figures/graph_mundlak``.
+    name : str
+        What the graph shows, for the report.
+
+    Returns
+    -------
+    GraphFile
+    """
     stem = Path(stem)
-    source = graph.source
-    if dot_available():
-        path = stem.with_suffix(".png")
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(graph.pipe(format="png"))
-        return GraphFile(name, path, True, source)
-    path = stem.with_suffix(".dot")
-    with atomic_path(path) as tmp:
+    png, dot = stem.with_suffix(".png"), stem.with_suffix(".dot")
+    source = model_graph(model).source
+    with atomic_path(dot) as tmp:
         tmp.write_text(source)
-    return GraphFile(name, path, False, source)
+    figure = draw_model_graph(model, dpi=DPI)
+    with atomic_path(png) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI, facecolor="white")
+    return GraphFile(name, png, dot, source)

@@ -15,7 +15,7 @@ from groupfx.data import GroupedData
 from groupfx.drawing import draw_figures
 from groupfx.effect_section import effect_section
 from groupfx.files import atomic_directory, atomic_path
-from groupfx.graphs import GraphFile, model_graph, write_graph
+from groupfx.graphs import GraphFile, write_graph
 from groupfx.report import render_report, write_html
 from groupfx.results import Fit, as_fit_list, compare, estimates, mundlak_effects
 from groupfx.sampling import mass_matrix_text
@@ -133,13 +133,9 @@ def write_report(
             for fit in fits:
                 fit.to_netcdf(tmp / "idata" / f"{fit.model}.nc")
             if simulated is not None:
-                graphs["causal"] = write_graph(
-                    model_graph(causal_graph(simulated)), fig_dir / "graph_causal", "causal"
-                )
+                graphs["causal"] = write_graph(causal_graph(simulated), fig_dir / "graph_causal", "causal")
             for fit in fits:
-                graphs[fit.model] = write_graph(
-                    model_graph(fit.pymc_model()), fig_dir / f"graph_{fit.model}", fit.label
-                )
+                graphs[fit.model] = write_graph(fit.pymc_model(), fig_dir / f"graph_{fit.model}", fit.label)
 
         say("figures")
         drawings = {

@@ -18,7 +18,7 @@ from groupfx.data import GroupedData
 from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
 from groupfx.families import get_family
 from groupfx.files import atomic_path
-from groupfx.graphs import RENDER_HINT, GraphFile
+from groupfx.graphs import GraphFile
 from groupfx.priors import DEFAULT_PRIORS
 from groupfx.results import ESTIMATE_COLUMNS, Fit, as_fit_list, effect_label, effect_terms, truth_of
 
@@ -40,15 +40,11 @@ class EmbeddedImage:
 def _graph_html(graph: GraphFile | None) -> str:
     if graph is None:
         return ""
-    if graph.rendered:
-        image = EmbeddedImage.from_file(graph.path, f"Graph of the {graph.name} model")
-        return f'<img src="{image.uri}" alt="{html.escape(image.alt)}">'
+    image = EmbeddedImage.from_file(graph.path, f"Graph of the {graph.name} model")
+    dot = f"{graph.dot_path.parent.name}/{graph.dot_path.name}"
     return (
-        f'<div class="note">Graphviz\'s <code>dot</code> was not found, so the graph of the '
-        f"{html.escape(graph.name)} model is written as DOT source to "
-        f"<code>{html.escape(graph.path.name)}</code>. "
-        f"{html.escape(RENDER_HINT.replace('FILE', graph.path.with_suffix('').name))}."
-        f"<details><summary>DOT source</summary><pre>{html.escape(graph.source)}</pre></details></div>"
+        f'<img src="{image.uri}" alt="{html.escape(image.alt)}">'
+        f"<p><small>Its Graphviz source: <code>{html.escape(dot)}</code>.</small></p>"
     )
 
 
