@@ -174,6 +174,8 @@ def check_output_folder(path: str | Path, kind: OutputKind, inputs: Iterable[str
                 f"The folder {given} holds a groupfx {found}, not a {kind}; choose another --out."
             )
     _check_writable(given, out)
+    if kind == "study" and out.is_dir():  # a study is written into its folder, not swapped in
+        _probe(given, out)
     if not _holds(out):
         _probe_lock(given, out)
     return out
@@ -189,13 +191,17 @@ def _check_writable(given: Path, out: Path) -> None:
             f"The output folder {given} cannot be made: {ancestor} is a file, not a folder; choose another"
             " --out."
         )
+    _probe(given, ancestor)
+
+
+def _probe(given: Path, folder: Path) -> None:
     try:
-        fd, probe = tempfile.mkstemp(dir=ancestor, prefix=".groupfx-probe.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".groupfx-probe.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
         raise InputError(
-            f"The output folder {given} cannot be written: creating a file in {ancestor} failed"
+            f"The output folder {given} cannot be written: creating a file in {folder} failed"
             f" ({error.strerror or error}); choose an --out in a folder you can write to."
         ) from None
 
