@@ -128,17 +128,19 @@ def test_failure_midway_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_folder_is_kept_until_the_new_one_is_complete(tmp_path, monkeypatch):
+def test_existing_report_folder_is_kept_until_the_new_one_is_complete(tmp_path, monkeypatch):
     from groupfx import outputs
+    from groupfx.files import MARKER, write_marker
 
     out = tmp_path / "out"
     out.mkdir()
+    write_marker(out, "report")  # a report folder of an earlier run: only such a folder may be replaced
     (out / "old.txt").write_text("previous run")
     monkeypatch.setattr(outputs.plots, "plot_forests", lambda *a, **k: (_ for _ in ()).throw(OSError("x")))
     with pytest.raises(OSError):
         cli.main(["demo", "--out", str(out), "--models", "naive,fixed", *SMALL])
-    assert (out / "old.txt").read_text() == "previous run"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (out / "old.txt").read_text() == "previous run" and (out / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder, no lock file
 
 
 def test_version_and_help():

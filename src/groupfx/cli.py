@@ -179,15 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_study_command(args: argparse.Namespace) -> int:
     """Run ``groupfx study``."""
+    import contextlib
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from groupfx.files import check_output_folder, claim_output_folder
     from groupfx.models import DEFAULT_MODELS
     from groupfx.scenarios import DEFAULT_SCENARIOS, load_scenarios
     from groupfx.study import StudySettings
     from groupfx.study_report import write_study_report
-    from groupfx.study_run import run_study
+    from groupfx.study_run import connect, run_study
+    from groupfx.study_store import existing_results
     from groupfx.study_summary import summarise_study
 
+    check_output_folder(args.out, "study")  # the study's own checks follow in run_study, before any fit
     started = time.perf_counter()
     scenarios = load_scenarios(args.scenarios) if args.scenarios is not None else DEFAULT_SCENARIOS
     settings = StudySettings(
@@ -198,41 +203,44 @@ def run_study_command(args: argparse.Namespace) -> int:
         chains=args.chains,
         seed=args.seed,
     )
+    existing_results(args.out, scenarios, settings, args.resume)  # refused before the progress display
+    client = connect(args.scheduler) if args.scheduler is not None else contextlib.nullcontext()
     console = _console()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[counts]}"),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-        auto_refresh=False,
-    ) as bar:
-        task = bar.add_task("fitting", total=None, counts="")
+    with claim_output_folder(args.out, "study"), client:  # locked until the report is written
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+            auto_refresh=False,
+        ) as bar:
+            task = bar.add_task("fitting", total=None, counts="")
 
-        def progress(state) -> None:
-            bar.update(
-                task,
-                total=state.total - state.skipped,
-                completed=state.done,
-                counts=f"{state.done} done, {state.remaining} remaining, {state.failed} failed"
-                + (f", {state.skipped} from before" if state.skipped else ""),
+            def progress(state) -> None:
+                bar.update(
+                    task,
+                    total=state.total - state.skipped,
+                    completed=state.done,
+                    counts=f"{state.done} done, {state.remaining} remaining, {state.failed} failed"
+                    + (f", {state.skipped} from before" if state.skipped else ""),
+                )
+                bar.refresh()
+
+            results = run_study(
+                scenarios,
+                settings,
+                args.out,
+                workers=args.workers,
+                scheduler=client if args.scheduler is not None else None,
+                resume=args.resume,
+                progress=progress,
             )
-            bar.refresh()
-
-        results = run_study(
-            scenarios,
-            settings,
-            args.out,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            resume=args.resume,
-            progress=progress,
+        report = write_study_report(
+            results, scenarios, settings, args.out, {"wall time": time.perf_counter() - started}
         )
-    report = write_study_report(
-        results, scenarios, settings, args.out, {"wall time": time.perf_counter() - started}
-    )
     summary = summarise_study(results)
     shown = summary[summary["parameter"] == "bxy"][["scenario", "model", "bias", "rmse", "coverage", "width",
                                                     "loo_win_rate", "failed"]]  # fmt: skip
@@ -345,9 +353,11 @@ def _sampler(args: argparse.Namespace):
 def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``groupfx demo``."""
     from groupfx.demo import run_demo
+    from groupfx.files import check_output_folder
     from groupfx.models import DEFAULT_MODELS
     from groupfx.simulate import SimulationSettings
 
+    check_output_folder(args.out, "report")  # run_demo locks it before simulating
     started = time.perf_counter()
     simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed)
     sampler = _sampler(args)
@@ -374,6 +384,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
     """Run ``groupfx fit``."""
     from rich.markup import escape
 
+    from groupfx.files import check_output_folder, claim_output_folder
     from groupfx.fitting import fit_all
     from groupfx.models import DEFAULT_MODELS
     from groupfx.outputs import write_report
@@ -386,6 +397,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
     models = args.models or list(DEFAULT_MODELS)
     if args.formula is None and (args.y is None or not args.x or args.group is None):
         raise InputError("name the columns with --y, --x and --group (and --z), or give --formula")
+    check_output_folder(args.out, "report", inputs=(args.data, args.priors))  # before reading anything
     priors = load_priors(args.priors) if args.priors is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
@@ -430,7 +442,8 @@ def run_fit_command(args: argparse.Namespace) -> int:
         )
         return fits, report
 
-    fits, report = _run_with_progress("reading data", len(models), work)
+    with claim_output_folder(args.out, "report", inputs=(args.data, args.priors)):  # locked until written
+        fits, report = _run_with_progress("reading data", len(models), work)
     _print_summary(fits, estimates(fits), compare(fits), None, report, started)
     return 0
 

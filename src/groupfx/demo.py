@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from groupfx.files import claim_output_folder
 from groupfx.fitting import Progress, fit_all
 from groupfx.outputs import write_report
 from groupfx.results import Fits, compare, estimates
@@ -85,7 +86,9 @@ def run_demo(
     Parameters
     ----------
     out_dir : str or pathlib.Path
-        Output folder, replaced atomically when everything is written.
+        Output folder, written atomically when everything is done. It must not exist, or be empty, or be
+        a groupfx report folder (then it is replaced); anything else is refused before the data are
+        simulated, and so is a folder another run is writing.
     simulation : SimulationSettings, optional
         The simulated data (default: the seed's).
     sampler : SamplerSettings, optional
@@ -100,11 +103,25 @@ def run_demo(
     Returns
     -------
     DemoResult
+
+    Raises
+    ------
+    InputError
+        If ``out_dir`` may not be written (see :func:`groupfx.files.check_output_folder`).
     """
-    simulated = simulate(simulation or SimulationSettings())
-    fits = fit_all(simulated, models, settings=sampler or SamplerSettings(), progress=progress, warn=False)
-    intro = demo_intro(list(fits))
-    report = write_report(fits, out_dir, simulated=simulated, title=DEMO_TITLE, intro=intro, progress=writing)
+    with claim_output_folder(out_dir, "report"):
+        simulated = simulate(simulation or SimulationSettings())
+        fits = fit_all(
+            simulated, models, settings=sampler or SamplerSettings(), progress=progress, warn=False
+        )
+        report = write_report(
+            fits,
+            out_dir,
+            simulated=simulated,
+            title=DEMO_TITLE,
+            intro=demo_intro(list(fits)),
+            progress=writing,
+        )
     return DemoResult(
         simulated=simulated,
         fits=fits,

@@ -14,7 +14,7 @@ from groupfx.crosscheck import side_by_side, within_for
 from groupfx.data import GroupedData
 from groupfx.drawing import draw_figures
 from groupfx.effect_section import effect_section
-from groupfx.files import atomic_directory, atomic_path
+from groupfx.files import atomic_directory, atomic_path, claim_output_folder
 from groupfx.graphs import GraphFile, write_graph
 from groupfx.report import render_report, write_html
 from groupfx.results import Fit, as_fit_list, compare, estimates, mundlak_effects
@@ -76,8 +76,13 @@ def write_report(
     ``mundlak_effects.csv`` (within, contextual and between effects, when a Mundlak model is fitted),
     ``crosscheck.csv`` (the frequentist within estimate of each x, :mod:`groupfx.crosscheck`),
     ``effects.csv`` (the contrast of raising each x by one on the outcome scale, per group and on average),
-    ``data.csv`` and ``idata/<model>.nc``. It is written beside ``out_dir`` and moved into
-    place only when complete, so a failure leaves no half-written folder.
+    ``data.csv``, ``idata/<model>.nc`` and the marker :data:`groupfx.files.MARKER` that makes it a groupfx
+    report folder. It is written beside ``out_dir`` and moved into place only when complete, so a failure
+    leaves no half-written folder.
+
+    ``out_dir`` must not exist yet, or be empty, or be a report folder groupfx wrote before (it is then
+    replaced); anything else is refused before any work (see :func:`groupfx.files.check_output_folder`),
+    and so is a folder another run is writing.
 
     Parameters
     ----------
@@ -85,7 +90,7 @@ def write_report(
         The fits to report, in order. With one fit the report has no comparison table or figure and
         no LOO ranking (``loo.csv`` is the one row of :func:`groupfx.compare`); every other part is as usual.
     out_dir : str or pathlib.Path
-        Destination folder (replaced if it exists).
+        Destination folder (a groupfx report folder there is replaced).
     simulated : SimulatedData, optional
         The simulation the fits came from: adds the truth, the confounder and the causal graph.
     title, intro : str
@@ -97,13 +102,18 @@ def write_report(
     -------
     pathlib.Path
         The report's path.
+
+    Raises
+    ------
+    InputError
+        If ``out_dir`` may not be written (see above).
     """
     fits = as_fit_list(fits, "write_report")
     data: GroupedData = fits[0].data
     truth = simulated.truth if simulated is not None else None
     say = progress or (lambda step: None)
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with claim_output_folder(out_dir, "report"), atomic_directory(out_dir, kind="report") as tmp:
         say("tables")
         within = within_for(data, fits[0].family)
         table = estimates(fits, truth, within=within)

@@ -2,6 +2,7 @@
 
 Layout of a study folder::
 
+    .groupfx-output                 the marker of a groupfx study folder
     study.json                      the scenarios and settings (a resumed study must match them)
     results/<scenario>/<replicate>-<model>.parquet    one file per finished task
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from groupfx.errors import InputError
-from groupfx.files import atomic_path
+from groupfx.files import MARKER, atomic_path, output_kind, write_marker
 from groupfx.scenarios import Scenario
 from groupfx.study import RESULT_COLUMNS, StudySettings, Task
 
@@ -67,30 +68,108 @@ def study_record(scenarios: Sequence[Scenario], settings: StudySettings) -> dict
     return {"settings": values, "scenarios": [scenario.to_dict() for scenario in scenarios]}
 
 
-def prepare(out_dir: Path, scenarios: Sequence[Scenario], settings: StudySettings, resume: bool) -> set[str]:
-    """Create or check the study folder and return the keys already done.
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "none"  # as --models takes them
+    return str(value)
+
+
+def record_differences(previous: dict[str, object], record: dict[str, object]) -> list[str]:
+    """What differs between a study's record and this run's, each as ``"what: A in the study, B now"``."""
+    differences = []
+    old_settings, new_settings = previous.get("settings", {}), record["settings"]
+    for key in dict.fromkeys([*new_settings, *old_settings]):
+        if old_settings.get(key) != new_settings.get(key):
+            old, new = old_settings.get(key, "unset"), new_settings.get(key, "unset")
+            differences.append(f"{key}: {_shown(old)} in the study, {_shown(new)} now")
+    old_scenarios = {item.get("name"): item for item in previous.get("scenarios", [])}
+    new_scenarios = {item["name"]: item for item in record["scenarios"]}
+    if list(old_scenarios) != list(new_scenarios):
+        differences.append(
+            f"scenarios: {_shown(list(old_scenarios))} in the study, {_shown(list(new_scenarios))} now"
+        )
+    for name in (name for name in new_scenarios if name in old_scenarios):
+        old, new = old_scenarios[name], new_scenarios[name]
+        for key in dict.fromkeys([*new, *old]):
+            if old.get(key) != new.get(key):
+                was, now = old.get(key, "unset"), new.get(key, "unset")
+                differences.append(f"scenario {name} {key}: {was!r} in the study, {now!r} now")
+    return differences
+
+
+def existing_results(
+    out_dir: Path, scenarios: Sequence[Scenario], settings: StudySettings, resume: bool
+) -> set[str]:
+    """Check the study folder without writing anything; return the keys of the tasks already done.
+
+    A new study needs a folder that does not exist or is empty; ``resume`` needs a study folder (with
+    :data:`groupfx.files.MARKER` and ``study.json``) of the same scenarios and settings.
 
     Raises
     ------
     InputError
-        If the folder holds results and ``resume`` is false, or holds a different study.
+        One line: the folder is not a study, already holds one (and ``resume`` is false), or holds a study
+        with other settings (each difference named with both values).
     """
-    record = study_record(scenarios, settings)
+    out_dir = Path(out_dir)
     path = out_dir / RECORD
-    if path.exists():
-        if not resume:
+    is_study = output_kind(out_dir) == "study"
+    if resume:
+        if not out_dir.exists():
             raise InputError(
-                f"{out_dir} already holds a study; pass --resume to finish it, or choose another --out."
+                f"There is no study in {out_dir} to resume (the folder does not exist); drop --resume to"
+                " start one there, or give the folder of the study to resume."
             )
+        if not is_study or not path.is_file():
+            raise InputError(
+                f"{out_dir} is not a groupfx study (no {RECORD} and {MARKER} in it); drop --resume to start a"
+                " new study in a new --out, or give the folder of the study to resume."
+            )
+    elif path.exists() and is_study:
+        raise InputError(
+            f"{out_dir} already holds a study; pass --resume to finish it, or choose another --out."
+        )
+    elif out_dir.exists() and not is_study and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        raise InputError(
+            f"{out_dir} exists and is not a groupfx study folder; groupfx writes only into folders it made:"
+            " choose a new --out."
+        )
+    if not resume:
+        if (out_dir / "results").exists() and done_keys(out_dir):
+            raise InputError(f"{out_dir} holds results without {RECORD}; choose another --out.")
+        return set()
+    try:
         previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != json.loads(json.dumps(record)):
-            raise InputError(
-                f"{out_dir} holds a study with other scenarios or settings; resume it with the same"
-                " scenarios, models, draws, tune, chains and seed, or choose another --out."
-            )
-        return done_keys(out_dir)
-    if (out_dir / "results").exists() and done_keys(out_dir):
-        raise InputError(f"{out_dir} holds results without {RECORD}; choose another --out.")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return set()
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path} cannot be read ({error}); the study cannot be resumed.") from None
+    differences = record_differences(previous, json.loads(json.dumps(study_record(scenarios, settings))))
+    if differences:
+        raise InputError(
+            f"{out_dir} holds a study with other settings ({'; '.join(differences)}); resume it with the"
+            " study's settings, or choose another --out."
+        )
+    return done_keys(out_dir)
+
+
+def start_study(out_dir: Path, scenarios: Sequence[Scenario], settings: StudySettings) -> None:
+    """Make the study folder, mark it and write its record (a resumed study's folder is left as it is)."""
+    out_dir = Path(out_dir)
+    if (out_dir / RECORD).exists():
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(out_dir, "study")
+    with atomic_path(out_dir / RECORD) as tmp:
+        tmp.write_text(json.dumps(study_record(scenarios, settings), indent=2), encoding="utf-8")
+
+
+def prepare(out_dir: Path, scenarios: Sequence[Scenario], settings: StudySettings, resume: bool) -> set[str]:
+    """Check the study folder (:func:`existing_results`), create it if new, and return the keys done.
+
+    Raises
+    ------
+    InputError
+        See :func:`existing_results`.
+    """
+    done = existing_results(out_dir, scenarios, settings, resume)
+    start_study(out_dir, scenarios, settings)
+    return done
