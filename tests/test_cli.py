@@ -54,6 +54,7 @@ def small_demo(tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow  # the demo fits all five models
 def test_demo_writes_every_output(small_demo):
     out, result = small_demo
     models = ["naive", "fixed", "multilevel", "mundlak", "latent"]
@@ -88,6 +89,7 @@ def test_demo_writes_every_output(small_demo):
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_tells_the_story(small_demo):
     out, _ = small_demo
     page = (out / "report.html").read_text()
@@ -206,6 +208,7 @@ def test_fit_refuses_bad_data_in_one_line_and_writes_nothing(user_csv, tmp_path,
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_fit_with_the_poisson_family(tmp_path):
     rng = np.random.default_rng(2)
     group = np.repeat(np.arange(8), 20)

@@ -63,7 +63,9 @@ def test_unknown_names_are_refused(small_sim):
         groupfx.Prior("Gaussian", mu=0)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize(  # each compiles and samples the PyMC model: one in the fast set
+    "name", [pytest.param(name, marks=[] if name == "mundlak" else [pytest.mark.slow]) for name in MODELS]
+)
 def test_vectorised_loglik_equals_pymc_reference(name, small_sim):
     model = groupfx.build_model(name, small_sim.data)
     idata = nutpie.sample(

@@ -26,6 +26,7 @@ def drawn(small_sim):
     return out
 
 
+@pytest.mark.slow  # its fixture compiles and samples three PyMC models
 @pytest.mark.parametrize("name", ["naive", "fixed", "latent"])
 def test_blocked_loo_equals_arviz(name, drawn, monkeypatch):
     model, idata = drawn[name]
@@ -60,6 +61,7 @@ def test_psis_matches_arviz_on_heavy_tails_and_flags_them():
     np.testing.assert_allclose(elpd, expected, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_loo_memory_is_a_block_not_draws_by_units():
     """50,000 units x 1,000 draws would be 400 MB as one array; the blocked LOO stays near one block."""
     n_units, n_groups = 50_000, 500
@@ -95,7 +97,13 @@ def _expanded_posterior(fused, rng, chains=2, draws=150):
     return xr.Dataset({n: (("chain", "draw", *dims.get(n, ())), stacked[n]) for n in names})
 
 
-@pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z", "binomial", "poisson", "gaussian"])
+@pytest.mark.parametrize(
+    "table",
+    [
+        pytest.param(table, marks=[] if table == "two x, two z" else [pytest.mark.slow])
+        for table in ["one x, one z", "two x, two z", "no z", "binomial", "poisson", "gaussian"]
+    ],
+)
 def test_numba_loo_of_a_fused_model_equals_the_pymc_models(table, tables, monkeypatch):
     """Every family's normalising constants included; blocks of whole groups, in the data's unit order."""
     from groupfx import fused_loo, kernels

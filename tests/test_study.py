@@ -52,7 +52,9 @@ def test_scenarios_validate_and_load(tmp_path):
 def test_replicates_are_reproducible_independent_and_follow_the_graph():
     first, u = simulate_replicate(SMALL, 42, 3)
     again, u_again = simulate_replicate(SMALL, 42, 3)
-    np.testing.assert_array_equal(first.x, again.x) and np.testing.assert_array_equal(u, u_again)
+    np.testing.assert_array_equal(first.x, again.x)
+    np.testing.assert_array_equal(first.y, again.y)
+    np.testing.assert_array_equal(u, u_again)
     other, _ = simulate_replicate(SMALL, 42, 4)
     assert not np.array_equal(first.x, other.x)
     equal, _ = simulate_replicate(Scenario("e", n_groups=7, n_units=50, sizes="equal"), 1, 0)
