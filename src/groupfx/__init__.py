@@ -8,6 +8,7 @@ within estimator, plot them, and write a report.
 
 from importlib.metadata import version as _version
 
+from groupfx import quiet as _quiet  # noqa: F401  (first: it ignores ArviZ's import-time notice)
 from groupfx.checks import group_intercepts, posterior_predictive_check, prior_predictive_means
 from groupfx.crosscheck import within_estimate, within_for
 from groupfx.data import GroupedData

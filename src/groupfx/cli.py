@@ -7,7 +7,6 @@ work shows a progress display, and the end prints a short summary.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import warnings
@@ -267,14 +266,10 @@ def _int_at_least_two(text: str) -> int:
 
 
 def _quiet_libraries() -> None:
-    """Silence library chatter that says nothing to a user of the command line."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="arviz")
-    warnings.filterwarnings("ignore", category=UserWarning, module="nutpie")
-    warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module="arviz")
-    logging.getLogger("pymc").setLevel(logging.ERROR)
+    """Keep the libraries' warnings and logs off the terminal (groupfx says what matters itself)."""
+    from groupfx.quiet import quiet_libraries
+
+    quiet_libraries()
 
 
 def _run_with_progress(first_step: str, n_models: int, work: Callable[[Callable[[str], None]], object]):

@@ -1,4 +1,4 @@
-"""Sampler diagnostics: R-hat, effective sample size and divergences, checked against thresholds."""
+"""Fit diagnostics checked against thresholds: R-hat, effective sample size, divergences, Pareto k."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from groupfx.errors import DiagnosticWarning
 
 RHAT_MAX = 1.01
 ESS_MIN = 400
+PARETO_K_MAX = 0.7
+"""Pareto k above which PSIS-LOO is unreliable for a unit (Vehtari et al. 2024)."""
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,16 @@ class DiagnosticIssue:
     model : str
         Model label.
     parameter : str
-        Parameter (with its element, e.g. ``a[3]``), or ``"sampler"`` for divergences.
+        Parameter (with its element, e.g. ``a[3]``), ``"sampler"`` for divergences, or ``"loo"`` for
+        Pareto k.
     kind : str
-        ``"r_hat"``, ``"ess_bulk"``, ``"ess_tail"`` or ``"divergences"``.
+        ``"r_hat"``, ``"ess_bulk"``, ``"ess_tail"``, ``"divergences"`` or ``"pareto_k"``.
     value : float
-        The measured value.
+        The measured value (for ``"pareto_k"``: how many units have k above the threshold).
     threshold : float
         The threshold it crossed.
+    out_of : int, optional
+        For ``"pareto_k"``: the number of units.
     """
 
     model: str
@@ -38,6 +43,7 @@ class DiagnosticIssue:
     kind: str
     value: float
     threshold: float
+    out_of: int | None = None
 
     @property
     def message(self) -> str:
@@ -46,6 +52,13 @@ class DiagnosticIssue:
             return (
                 f"{self.model}: {int(self.value)} divergent transitions; raise target_accept or"
                 " tighten the priors, and read the estimates with care."
+            )
+        if self.kind == "pareto_k":
+            n, one = int(self.value), int(self.value) == 1
+            return (
+                f"{self.model}: {n} of {self.out_of} units {'has' if one else 'have'} Pareto k >"
+                f" {self.threshold}: PSIS-LOO is unreliable for {'it' if one else 'them'} (influential units,"
+                " often in small or all-0/all-1 groups); its elpd and rank are approximate."
             )
         if self.kind == "r_hat":
             return (
@@ -116,6 +129,25 @@ def find_issues(
     return issues
 
 
+def pareto_k_issues(
+    pareto_k: np.ndarray, model_label: str, *, k_max: float = PARETO_K_MAX
+) -> list[DiagnosticIssue]:
+    """The Pareto-k issue of a fit's PSIS-LOO: one, counting the units with k above ``k_max``, or none.
+
+    Parameters
+    ----------
+    pareto_k : array-like
+        Pareto k of each unit (``ELPDData.pareto_k``).
+    model_label : str
+        Name used in the message.
+    k_max : float
+        Threshold (default 0.7).
+    """
+    k = np.asarray(pareto_k, dtype=float)
+    bad = int((k > k_max).sum())
+    return [DiagnosticIssue(model_label, "loo", "pareto_k", bad, k_max, int(k.size))] if bad else []
+
+
 _KIND_TEXT = {"r_hat": "R-hat > {t}", "ess_bulk": "bulk ESS < {t:.0f}", "ess_tail": "tail ESS < {t:.0f}"}
 
 
@@ -126,8 +158,8 @@ def condense(issues: list[DiagnosticIssue]) -> list[str]:
         groups.setdefault((issue.model, issue.kind), []).append(issue)
     lines = []
     for (model, kind), members in groups.items():
-        if len(members) == 1:
-            lines.append(members[0].message)
+        if len(members) == 1 or kind not in _KIND_TEXT:  # divergences and Pareto k: one per fit
+            lines.extend(member.message for member in members)
             continue
         worst = (
             max(members, key=lambda i: i.value) if kind == "r_hat" else min(members, key=lambda i: i.value)

@@ -13,7 +13,7 @@ import xarray as xr
 
 from groupfx import fused_loo, kernels
 from groupfx.data import GroupedData
-from groupfx.diagnostics import find_issues, warn_issues
+from groupfx.diagnostics import find_issues, pareto_k_issues, warn_issues
 from groupfx.errors import InputError, SamplingError
 from groupfx.families import OUTCOME, get_family
 from groupfx.loglik import loo
@@ -153,7 +153,7 @@ def fit(
     idata.posterior.attrs.update({"groupfx_model": spec.name, "sampler_seed": seed})
     timings["loo"] = time.perf_counter() - start
 
-    issues = find_issues(idata, spec.label)
+    issues = find_issues(idata, spec.label) + pareto_k_issues(elpd.pareto_k, spec.label)
     if warn:
         warn_issues(issues)
     return Fit(

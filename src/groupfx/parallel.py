@@ -22,9 +22,9 @@ _events: Any = None
 def _init_worker(events: Any) -> None:
     global _events
     _events = events
-    import warnings
+    from groupfx.quiet import quiet_libraries
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_libraries()  # a worker's stderr is the terminal's: its library warnings would reach it raw
 
 
 def _report(label: str, step: str) -> None:

@@ -191,6 +191,8 @@ def draw_samples(
             "n_parameters": int(compiled.n_dim),
             "backend": settings.backend,
             "device": jax_device() if settings.backend == "jax" else "cpu",
+            "precision": settings.precision,
+            "cores": settings.n_cores,
         }
     )
     return idata
