@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -137,7 +138,9 @@ def test_the_cli_stops_on_a_bad_priors_file_before_fitting(tmp_path, csv, text):
     command = [sys.executable, "-m", "groupfx.cli", "fit", str(csv), "--y", "y", "--x", "x", "--group",
                "group", "--z", "z", "--priors", str(priors), "--out", str(out), "--draws", "20",
                "--tune", "20", "--chains", "1"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    source = str(Path(groupfx.__file__).resolve().parents[1])  # run elsewhere, import this same copy
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("groupfx: error:")
