@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from groupfx.errors import InputError
+from groupfx.data import GroupedData
+from groupfx.errors import InputError, shown
 from groupfx.reader import DataWarning, read_data
 
 COLUMNS = {"y": "passed", "x": "hours", "group": "school", "z": "funding"}
@@ -268,9 +269,107 @@ def test_random_tables_with_several_columns_give_valid_data_or_one_clean_error(
         assert result.x_names == tuple(x) and result.z_names == tuple(z)
         assert result.n_groups >= 2 and result.x.shape == (result.n_units, n_x)
         assert result.z.shape == (result.n_groups, n_z)
-        assert set(np.unique(result.y)) <= {0, 1}
+        assert set(np.unique(result.y)) == {0, 1}  # both values: an outcome that never varies is refused
         assert np.isfinite(result.x).all() and np.isfinite(result.z).all()
         spread = pd.DataFrame(result.x).groupby(result.group).agg(lambda v: v.max() - v.min())
         assert (spread.to_numpy() > 0).any(axis=0).all()  # every x varies within some group
         if not corrupt:
             assert result.n_units == n
+
+
+def test_a_repeated_column_name_is_refused_in_every_format(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("school,hours,passed,hours\ns0,1.0,0,2.0\ns0,2.0,1,3.0\ns1,0.5,1,1.0\ns1,1.5,0,2.5\n")
+    with pytest.raises(
+        InputError, match=r"Column 'hours' appears 2 times in the header of .*d\.csv \(columns 2, 4\)"
+    ):
+        read_data(csv, y="passed", x="hours", group="school")
+    frame = good_frame()
+    repeated = pd.concat([frame, frame[["funding"]]], axis=1)
+    with pytest.raises(InputError, match=r"Column 'funding' appears 2 times in the columns of the DataFrame"):
+        read(repeated)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "d.parquet"
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table.append_column("school", table.column("school")), parquet)
+    with pytest.raises(
+        InputError, match=r"Column 'school' appears 2 times in the columns of .*d\.parquet"
+    ) as caught:
+        read(parquet)
+    assert "\n" not in str(caught.value)
+    unnamed = tmp_path / "unnamed.csv"  # two empty header cells are unnamed columns, not one name twice
+    unnamed.write_text(good_frame().assign(a="", b="").rename(columns={"a": "", "b": ""}).to_csv(index=False))
+    assert read(unnamed).n_units == 24
+
+
+@pytest.mark.parametrize(
+    ("family", "change", "extra", "message"),
+    [
+        ("bernoulli", {"passed": 0}, {}, r"Column 'passed' \(outcome\) is 0 in every row.*both 0s and 1s"),
+        ("bernoulli", {"passed": 1}, {}, r"Column 'passed' \(outcome\) is 1 in every row"),
+        ("binomial", {"passed": 0}, {"trials": "n"}, r"is 0 in every row.*successes and failures"),
+        ("binomial", {"passed": 3, "n": 3}, {"trials": "n"},
+         r"Column 'passed' \(outcome\) equals 'n' in every row \(every trial a success\)"),
+        ("poisson", {"passed": 0}, {}, r"is 0 in every row.*at least one positive count"),
+        ("gaussian", {"passed": 2.5}, {},
+         r"Column 'passed' \(outcome\) is 2\.5 in every row.*an outcome that varies"),
+    ],
+)  # fmt: skip
+def test_an_outcome_with_no_variation_for_its_family_is_refused(family, change, extra, message):
+    frame = good_frame().assign(**({"n": 4} | change))
+    with pytest.raises(InputError, match=message) as caught:
+        read(frame, family=family, **extra)
+    assert "\n" not in str(caught.value) and "--y" in str(caught.value)
+
+
+def test_an_outcome_that_varies_only_a_little_is_kept():
+    rng = np.random.default_rng(2)
+    frame = good_frame().assign(n=4)
+    frame["passed"] = 0
+    frame.loc[7, "passed"] = 1
+    assert read(frame).y.sum() == 1  # one success is information
+    frame["passed"] = 3
+    assert (
+        read(frame, family="poisson").y.sum() == 72
+    )  # every count 3: a Poisson rate of 3, nothing degenerate
+    frame["passed"] = rng.integers(0, 5, len(frame))
+    frame.loc[0, "passed"] = 4
+    assert read(frame, family="binomial", trials="n").trials.max() == 4
+
+
+def test_dropped_rows_count_when_the_outcome_is_checked_for_variation():
+    frame = good_frame()
+    frame.loc[frame.passed == 1, "hours"] = np.nan  # dropping these leaves y all 0
+    with pytest.raises(InputError, match=r"is 0 in every row"):
+        read(frame, dropna=True)
+
+
+def test_messages_show_labels_and_values_as_the_user_wrote_them(tmp_path):
+    frame = good_frame()
+    frame["school"] = np.repeat([3, 5, 7, 9], 6)  # integer labels: NumPy scalars inside pandas
+    frame.loc[8, "funding"] = 99.0  # a z that varies within group 5
+    with pytest.raises(InputError, match=r"varies within group 5 \(row 9\)") as caught:
+        read(frame)
+    assert "np." not in str(caught.value)
+    frame = good_frame()
+    frame["hours"] = frame.hours.astype(object)
+    frame.loc[2, "hours"] = np.str_("lots")
+    with pytest.raises(InputError, match=r"row 3 hold 'lots'") as caught:
+        read(frame)
+    assert "np." not in str(caught.value)
+    csv = tmp_path / "d.csv"
+    good_frame().assign(passed=lambda f: f.passed.where(f.index != 4, 7)).to_csv(csv, index=False)
+    with pytest.raises(InputError, match=r"must be 0 or 1 .*row 5 hold 7\.$"):  # 7 as written, not 7.0
+        read(csv)
+    with pytest.raises(InputError, match=r"Column 'hours' varies within a group \(rows 1, 2"):  # from 1
+        GroupedData.from_frame(good_frame(), y="passed", x="funding", group="school", z="hours")
+    with pytest.raises(InputError, match=r"^Unknown family 'normal'"):
+        read(good_frame(), family=np.str_("normal"))
+
+
+@pytest.mark.parametrize("value", [np.int64(3), np.float64(0.5), np.str_("A"), np.bool_(True), 3, "A"])
+def test_shown_writes_numpy_scalars_as_python_values(value):
+    assert shown(value) == repr(value.item() if isinstance(value, np.generic) else value)
+    assert "np." not in shown(value)

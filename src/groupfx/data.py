@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from groupfx.errors import InputError
+from groupfx.errors import InputError, shown
 
 
 def _as_names(columns: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -174,8 +174,8 @@ class GroupedData:
         missing = [c for c in (y, *x_names, group, *z_names) if c not in frame.columns]
         if missing:
             raise InputError(
-                f"Column {missing[0]!r} is not in the table (columns: {', '.join(map(str, frame.columns))});"
-                " name an existing column."
+                f"Column {shown(missing[0])} is not in the table (columns:"
+                f" {', '.join(map(str, frame.columns))}); name an existing column."
             )
         codes, labels = pd.factorize(frame[group], sort=True)
         codes = np.asarray(codes, dtype=np.int64)
@@ -185,10 +185,10 @@ class GroupedData:
         for j, name in enumerate(z_names):
             varying = np.flatnonzero(z_values[:, j] != z_per_group[codes, j])
             if varying.size:
-                rows = ", ".join(map(str, varying[:5]))
+                rows = ", ".join(map(str, varying[:5] + 1))  # data rows counted from 1
                 raise InputError(
-                    f"Column {name!r} varies within a group (rows {rows}); a group-level covariate must be"
-                    " constant within each group: use one value per group."
+                    f"Column {shown(name)} varies within a group (rows {rows}); a group-level covariate must"
+                    " be constant within each group: use one value per group."
                 )
         return cls(
             y=frame[y].to_numpy(),

@@ -28,3 +28,20 @@ class SamplingError(GroupfxError, RuntimeError):
 
 class DiagnosticWarning(UserWarning):
     """A sampler diagnostic (R-hat, ESS, divergences) outside its threshold."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` as a user wrote the value: NumPy scalars as the Python value they hold.
+
+    Labels and values taken from a table are often NumPy scalars, whose ``repr`` is ``np.int64(3)``; in a
+    message the user should read ``3`` (and ``'A'`` for a string).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> shown(np.int64(3)), shown(np.float64(0.5)), shown("A")
+    ('3', '0.5', "'A'")
+    """
+    import numpy as np
+
+    return repr(value.item() if isinstance(value, np.generic) else value)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 
-from groupfx.errors import InputError
+from groupfx.errors import InputError, shown
 from groupfx.priors import Prior
 
 OUTCOME = "y_obs"
@@ -106,4 +106,4 @@ def get_family(name: str | Family) -> Family:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise InputError(f"Unknown family {name!r}; choose from: {', '.join(FAMILIES)}.") from None
+        raise InputError(f"Unknown family {shown(name)}; choose from: {', '.join(FAMILIES)}.") from None

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data import GroupedData
-from groupfx.errors import InputError
+from groupfx.errors import InputError, shown
 from groupfx.families import get_family
 from groupfx.formula import parse_formula
 
@@ -66,9 +66,22 @@ class Columns:
 
 def _rows(mask: np.ndarray | pd.Series) -> str:
     positions = np.flatnonzero(np.asarray(mask)) + 1
-    shown = ", ".join(map(str, positions[:SHOW_ROWS]))
+    listed = ", ".join(map(str, positions[:SHOW_ROWS]))
     more = f" and {positions.size - SHOW_ROWS} more" if positions.size > SHOW_ROWS else ""
-    return f"row{'s' if positions.size > 1 else ''} {shown}{more}"
+    return f"row{'s' if positions.size > 1 else ''} {listed}{more}"
+
+
+def _refuse_repeated(names: list, where: str) -> None:
+    """Refuse a column name that appears more than once (unnamed, empty columns aside)."""
+    positions: dict[object, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        positions.setdefault(name, []).append(position)
+    for name, found in positions.items():
+        if len(found) > 1 and name != "":
+            raise InputError(
+                f"Column {shown(name)} appears {len(found)} times in {where} (columns"
+                f" {', '.join(map(str, found))}); give each column a unique name."
+            )
 
 
 def load_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -95,10 +108,21 @@ def load_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         if path.stat().st_size == 0:
             raise InputError(f"{path} is empty; give a table with a header and at least one row per unit.")
         try:
-            frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+            if suffix == ".csv":  # pandas renames a repeated name to x.1, so the header is read as it is
+                header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+                _refuse_repeated(list(header.iloc[0]), f"the header of {path}")
+                frame = pd.read_csv(path)
+            else:  # a repeated name makes pandas fail with Arrow's words, so the schema is read first
+                import pyarrow.parquet as pq
+
+                _refuse_repeated(pq.read_schema(path).names, f"the columns of {path}")
+                frame = pd.read_parquet(path)
+        except InputError:
+            raise
         except Exception as error:  # the readers raise many types; the message is what matters
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise InputError(f"{path} could not be read as {suffix[1:].upper()}: {reason}") from None
+    _refuse_repeated(list(frame.columns), f"the columns of {name}")
     if frame.shape[0] == 0:
         raise InputError(f"{name} has no rows; give at least one row per unit.")
     return frame.reset_index(drop=True)
@@ -111,9 +135,10 @@ def _numeric(frame: pd.DataFrame, column: str, role: str) -> pd.Series:
     converted = pd.to_numeric(values, errors="coerce")
     bad = converted.isna() & values.notna()
     if bad.any():
-        examples = ", ".join(repr(v) for v in values[bad].unique()[:3])
+        examples = ", ".join(shown(v) for v in values[bad].unique()[:3])
         raise InputError(
-            f"Column {column!r} ({role}) is not numeric: {_rows(bad)} hold {examples}; convert or drop them."
+            f"Column {shown(column)} ({role}) is not numeric: {_rows(bad)} hold {examples}; convert or drop"
+            " them."
         )
     return converted.astype(float)
 
@@ -191,8 +216,8 @@ def read_data(
         frame, y, x, group, z = terms.table, terms.y, terms.x, terms.group, terms.z
         if not x:
             raise InputError(
-                f"Every covariate in {formula!r} is constant within each group, so no within-group effect"
-                " can be estimated; add a unit-level variable that varies within groups."
+                f"Every covariate in {shown(formula)} is constant within each group, so no within-group"
+                " effect can be estimated; add a unit-level variable that varies within groups."
             )
     if y is None or group is None or not x:
         raise InputError(
@@ -204,14 +229,14 @@ def read_data(
     named = [column for _, column in columns.roles()]
     repeated = sorted({column for column in named if named.count(column) > 1})
     if repeated:
-        raise InputError(f"Column {repeated[0]!r} is given two roles; give each column one role.")
+        raise InputError(f"Column {shown(repeated[0])} is given two roles; give each column one role.")
     roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate",
              "trials": "number of trials", "exposure": "exposure"}  # fmt: skip
     for role, column in columns.roles():
         if column not in frame.columns:
             available = ", ".join(map(str, frame.columns[:20]))
             raise InputError(
-                f"Column {column!r} ({roles[role]}) is not in the table; its columns are: {available}."
+                f"Column {shown(column)} ({roles[role]}) is not in the table; its columns are: {available}."
                 f" Pass an existing column as --{role}."
             )
     numeric = {
@@ -229,7 +254,7 @@ def read_data(
             )
             bad = frame[column].isna() if column == group else ~np.isfinite(numeric[column])
             raise InputError(
-                f"Column {column!r} has missing or infinite values in {_rows(bad)}; fill them, or pass"
+                f"Column {shown(column)} has missing or infinite values in {_rows(bad)}; fill them, or pass"
                 f" --dropna (dropna=True) to drop the {int(missing.sum())} incomplete rows."
             )
         warnings.warn(
@@ -244,28 +269,32 @@ def read_data(
             raise InputError("No rows are left after dropping the incomplete ones; fill the missing values.")
     invalid = outcome.invalid(numeric[y].to_numpy())
     if invalid.any():
-        examples = ", ".join(map(str, numeric[y][invalid].unique()[:3]))
-        raise InputError(f"Column {y!r} (outcome) {outcome.requirement}: {_rows(invalid)} hold {examples}.")
+        examples = ", ".join(str(_plain(v)) for v in pd.unique(frame[y].to_numpy()[invalid])[:3])
+        raise InputError(
+            f"Column {shown(y)} (outcome) {outcome.requirement}: {_rows(invalid)} hold {examples}."
+        )
     if trials is not None:
         count = numeric[trials]
         bad = (count < 1) | (count != np.round(count))
         if bad.any():
             raise InputError(
-                f"Column {trials!r} (number of trials) must hold positive integers: {_rows(bad)} do not."
+                f"Column {shown(trials)} (number of trials) must hold positive integers: {_rows(bad)} do not."
             )
         above = numeric[y] > count
         if above.any():
             raise InputError(
-                f"Column {y!r} (outcome) exceeds {trials!r} in {_rows(above)}; successes cannot"
+                f"Column {shown(y)} (outcome) exceeds {shown(trials)} in {_rows(above)}; successes cannot"
                 " outnumber trials."
             )
     if exposure is not None:
         not_positive = numeric[exposure] <= 0
         if not_positive.any():
             raise InputError(
-                f"Column {exposure!r} (exposure) must be positive: {_rows(not_positive)} are not; drop those"
-                " units or correct their exposure."
+                f"Column {shown(exposure)} (exposure) must be positive: {_rows(not_positive)} are not; drop"
+                " those units or correct their exposure."
             )
+    _refuse_no_variation(outcome.name, y, numeric[y].to_numpy(), frame[y].iloc[0],
+                         trials, None if trials is None else numeric[trials].to_numpy())  # fmt: skip
     if outcome.name != "gaussian":
         numeric[y] = numeric[y].astype(np.int64)
     if trials is not None:
@@ -274,14 +303,15 @@ def read_data(
     codes, labels = pd.factorize(clean[group], sort=True)
     if len(labels) < 2:
         raise InputError(
-            f"Column {group!r} holds {len(labels)} group; group-level confounding needs at least 2 groups."
+            f"Column {shown(group)} holds {len(labels)} group; group-level confounding needs at least 2"
+            " groups."
         )
     for column in z_columns:
         varying = clean[column] != clean.groupby(codes)[column].transform("first")
         if varying.any():
             first_group = labels[codes[np.flatnonzero(varying)[0]]]
             raise InputError(
-                f"Column {column!r} (group-level covariate) varies within group {first_group!r}"
+                f"Column {shown(column)} (group-level covariate) varies within group {shown(first_group)}"
                 f" ({_rows(varying)}); it must be constant within each group: use one value per group, or"
                 " pass it as --x."
             )
@@ -289,15 +319,42 @@ def read_data(
         spread = clean.groupby(codes)[column].agg(lambda v: v.max() - v.min()).to_numpy()
         if not (spread > 0).any():
             raise InputError(
-                f"Column {column!r} (unit-level variable) never varies within any group, so its within-group"
-                " effect is not identified; pass it as --z (a group-level covariate) or use a variable that"
-                " changes between units of the same group."
+                f"Column {shown(column)} (unit-level variable) never varies within any group, so its"
+                " within-group effect is not identified; pass it as --z (a group-level covariate) or use a"
+                " variable that changes between units of the same group."
             )
     data = GroupedData.from_frame(
         clean, y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure
     )
     _warn_weak_groups(data, binary=outcome.name == "bernoulli")
     return data
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _refuse_no_variation(
+    family: str, y: str, values: np.ndarray, first: object, trials: str | None, counts: np.ndarray | None
+) -> None:
+    """Refuse an outcome that never varies in the way its family needs: there is nothing to explain."""
+    written = str(_plain(first))
+    needs = {
+        "bernoulli": "both 0s and 1s",
+        "binomial": "successes and failures",
+        "poisson": "at least one positive count",
+        "gaussian": "an outcome that varies",
+    }[family]
+    if family == "binomial" and counts is not None and (values == counts).all():
+        what = f"equals {shown(trials)} in every row (every trial a success)"
+    elif np.all(values == values[0]) and (family != "poisson" or values[0] == 0):
+        what = f"is {written} in every row"
+    else:
+        return
+    raise InputError(
+        f"Column {shown(y)} (outcome) {what}, so there is nothing for the models to explain: the {family}"
+        f" family needs {needs}; check that --y names the outcome."
+    )
 
 
 def _warn_weak_groups(data: GroupedData, binary: bool) -> None:
