@@ -168,6 +168,12 @@ class Fit:
                 )
         return pd.DataFrame(rows).set_index("parameter")
 
+    def __getstate__(self) -> dict:
+        # the expected outcome is a compiled function made on demand: rebuilt after unpickling, not sent
+        state = dict(self.__dict__)
+        state.pop("expected_outcome", None)
+        return state
+
     def to_netcdf(self, path: str | Path) -> Path:
         """Write the InferenceData (posterior, sampler statistics, observed y) atomically."""
         path = Path(path)
