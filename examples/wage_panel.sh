@@ -13,7 +13,7 @@ SAMPLING=(--draws "${DRAWS:-1000}" --tune "${TUNE:-1000}" --chains "${CHAINS:-4}
 COVARIATES="married + exper + educ + black + hisp | nr"
 
 mkdir -p "$OUT"
-"$GROUPFX" dataset wage_panel --out "$OUT/wage_panel.csv"
+[ -f "$OUT/wage_panel.csv" ] || "$GROUPFX" dataset wage_panel --out "$OUT/wage_panel.csv"
 "$GROUPFX" fit "$OUT/wage_panel.csv" --formula "union ~ $COVARIATES" --family bernoulli \
     --out "$OUT/union" "${SAMPLING[@]}"
 "$GROUPFX" fit "$OUT/wage_panel.csv" --formula "lwage ~ $COVARIATES" --family gaussian \

@@ -227,3 +227,21 @@ def test_fit_with_the_poisson_family(tmp_path):
     assert set(pd.read_csv(out / "estimates.csv").model) == {"Naive", "Fixed effects"}
     bad = run_cli("fit", str(path), *args[:-1], "bernoulli", "--out", str(tmp_path / "no"))
     assert bad.returncode == 2 and "must be 0 or 1" in bad.stderr and not (tmp_path / "no").exists()
+
+
+def test_dataset_lists_writes_and_never_replaces_a_file(tmp_path):
+    listing = run_cli("dataset")
+    assert listing.returncode == 0 and listing.stdout.startswith("wage_panel")
+    path = tmp_path / "wages.csv"
+    written = run_cli("dataset", "wage_panel", "--out", str(path))
+    assert written.returncode == 0 and f"Wrote {path}" in written.stdout
+    frame = pd.read_csv(path)
+    assert frame.shape == (4360, frame.shape[1]) and {"nr", "year", "lwage", "union"} <= set(frame.columns)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("my own table\n")
+    again = run_cli("dataset", "wage_panel", "--out", str(mine))
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    assert mine.read_text() == "my own table\n"
+    unknown = run_cli("dataset", "wages", "--out", str(tmp_path / "w.csv"))
+    assert unknown.returncode == 2 and "Unknown data set 'wages'" in unknown.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.csv", "wages.csv"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,16 +35,25 @@ def test_gaussian_fixed_effects_and_mundlak_equal_the_within_estimator():
         200, 10, seed=4, outcome=lambda x, u, z, rng: 1 + 0.5 * x + 2 * u + 0.5 * z + rng.normal(0, 1, x.size)
     )
     data = groupfx.read_data(frame, y="y", x="x", group="g", z="z", family="gaussian")
+    # Priors wide enough that the posterior is the likelihood's: the defaults (a ~ Normal(0, 10), tau ~
+    # Exponential(1)) shrink the intercepts, and since x moves with them that moved bxy by 0.1 sd (measured:
+    # 8-10 MCSE at 4 x 2000 draws, 1-2 MCSE with these priors).
+    wide = {name: groupfx.Prior("Normal", mu=0, sigma=100) for name in ("bxy", "bzy", "buy", "abar", "a0")}
+    wide |= {"a": groupfx.Prior("Normal", mu=0, sigma=1000), "tau": groupfx.Prior("HalfNormal", sigma=100)}
     fits = groupfx.fit_all(
-        data, ["fixed", "mundlak", "naive"], family="gaussian", draws=1000, tune=1000, chains=2, warn=False
-    )
+        data, ["fixed", "mundlak", "naive"], family="gaussian", priors=wide, draws=1000, tune=1000, chains=2,
+        warn=False,
+    )  # fmt: skip
     within = within_estimate(frame)
     panel_ols = within_for(data, "gaussian").set_index("term").loc["x"]
     assert panel_ols["method"].startswith("linearmodels PanelOLS")
     assert abs(panel_ols["estimate"] - within) < 1e-8  # the library's within estimator is the textbook one
     for name in ("fixed", "mundlak"):
-        bxy = fits[name].idata.posterior["bxy"]
-        assert abs(float(bxy.mean()) - within) < 0.1 * float(bxy.std()), name
+        # With a Gaussian likelihood and these priors the posterior of bxy centres on the within estimate up
+        # to Monte-Carlo error: 4 MCSE (a false alarm about once in 16,000 runs per model) bounds the gap.
+        posterior = fits[name].idata.posterior
+        mcse = az.mcse(posterior, var_names=["bxy"], method="mean")["bxy"].item()
+        assert abs(float(posterior["bxy"].mean()) - within) <= 4 * mcse, name
     # the posterior sd is the frequentist standard error (flat-enough priors, Gaussian likelihood)
     assert abs(float(fits["fixed"].idata.posterior["bxy"].std()) / panel_ols["se"] - 1) < 0.1
     # the naive slope absorbs U: far from the within estimate and the truth 0.5

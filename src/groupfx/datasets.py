@@ -57,9 +57,19 @@ def load_dataset(name: str) -> pd.DataFrame:
 
 
 def write_dataset(name: str, path: str | Path) -> Path:
-    """Write a packaged data set to a CSV file (atomically) and return its path."""
-    frame = load_dataset(name)
+    """Write a packaged data set to a new CSV file (atomically) and return its path.
+
+    Raises
+    ------
+    InputError
+        For an unknown name, or a ``path`` that already exists (groupfx replaces no file it did not make).
+    """
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise InputError(
+            f"{path} already exists and groupfx does not replace files; remove it or pass another --out."
+        )
+    frame = load_dataset(name)
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return path

@@ -46,6 +46,11 @@ class DiagnosticIssue:
     out_of: int | None = None
 
     @property
+    def of_sampler(self) -> bool:
+        """Whether the issue is the sampler's (R-hat, ESS, divergences) rather than LOO's (Pareto k)."""
+        return self.kind != "pareto_k"
+
+    @property
     def message(self) -> str:
         """One line that names the model, the parameter and the fix to try."""
         if self.kind == "divergences":

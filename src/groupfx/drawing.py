@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -37,7 +38,8 @@ def draw_figures(
     folder : pathlib.Path
         Where the PNG files go.
     workers : int, optional
-        Processes drawing at once (default: one per core); 1 draws them here, one after another.
+        Processes drawing at once (default: one per core; one once JAX is imported, since forking a process
+        that runs JAX's threads may deadlock); 1 draws them here, one after another.
     meanwhile : callable, optional
         Other work for this process while the figures are drawn (called once, before waiting for them).
 
@@ -48,6 +50,8 @@ def draw_figures(
     """
     global _pending
     workers = workers or os.cpu_count() or 1
+    if "jax" in sys.modules:  # JAX runs threads of its own: a fork after it starts may deadlock
+        workers = 1
     paths = {key: folder / f"{key}.png" for key in drawings}
     if workers == 1 or len(drawings) < 2:
         if meanwhile is not None:

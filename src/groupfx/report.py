@@ -15,7 +15,7 @@ import pandas as pd
 
 from groupfx import loglik
 from groupfx.data import GroupedData
-from groupfx.diagnostics import ESS_MIN, RHAT_MAX, condense
+from groupfx.diagnostics import ESS_MIN, PARETO_K_MAX, RHAT_MAX, condense
 from groupfx.families import get_family
 from groupfx.files import atomic_path
 from groupfx.graphs import GraphFile
@@ -89,7 +89,7 @@ def conclusions(
                     sd = rows.loc[(fit.label, param, term), "sd"]
                     name = effect_label(param, term, fit.data)
                     lines.append(f"{fit.label}: {name} is not identified (posterior sd {sd:.2f}). {reason}")
-    flagged = sorted({issue.model for fit in fits for issue in fit.issues})
+    flagged = sorted({issue.model for fit in fits for issue in fit.issues if issue.of_sampler})
     if len(fits) > 1:
         lines.append(f"PSIS-LOO ranks the models (best first): {', '.join(comparison.index)}.")
         if flagged:
@@ -152,9 +152,6 @@ def _effects_context(section, image, figures) -> dict | None:
         ],
         "scale": section.scale,
     }
-
-
-PARETO_K_MAX = 0.7
 
 
 def loo_notes(fits: Sequence[Fit]) -> list[str]:
@@ -231,7 +228,8 @@ def render_report(
                 "idea": fit.spec.idea,
                 "not_identified": fit.spec.not_identified,
                 "table": _table(rows),
-                "issues": condense(fit.issues),
+                # Pareto k is told once, in the LOO section (loo_notes); here the sampler's own issues
+                "issues": condense([issue for issue in fit.issues if issue.of_sampler]),
                 "posterior": image(f"posterior_{fit.model}", f"Posterior of bxy and bzy, {fit.label}"),
                 "graph": graphs.get(fit.model),
             }
