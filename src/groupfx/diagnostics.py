@@ -70,9 +70,10 @@ class DiagnosticIssue:
                 f"{self.model}: R-hat of {self.parameter} is {self.value:.3f} (> {self.threshold});"
                 " the chains disagree: run more tuning or check identification."
             )
+        trusted = "its tails (the HDI)" if self.kind == "ess_tail" else "its mean and sd"
         return (
             f"{self.model}: {self.kind.removeprefix('ess_')} ESS of {self.parameter} is {self.value:.0f}"
-            f" (< {self.threshold:.0f}); run more draws before trusting its tails."
+            f" (< {self.threshold:.0f}); run more draws before trusting {trusted}."
         )
 
 
