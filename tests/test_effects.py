@@ -201,7 +201,8 @@ def _family_data(family: str) -> groupfx.GroupedData:
     + [("latent", "binomial"), ("mundlak", "poisson"), ("multilevel", "gaussian"), ("fixed", "poisson")],
 )
 def test_closed_form_expected_outcome_equals_the_pymc_graphs(model, family):
-    from groupfx.effects import ExpectedOutcome, flat_draws, unit_data
+    from groupfx.effects import flat_draws, unit_data
+    from groupfx.expected import ExpectedOutcome
 
     data = _family_data(family)
     fit = groupfx.fit(data, model, family=family, warn=False, draws=20, tune=30, chains=2)

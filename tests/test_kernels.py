@@ -199,9 +199,9 @@ def test_our_trace_conversion_equals_nutpies_value_for_value(small_sim):
     import nutpie
     import pandas as pd
 
-    from groupfx import trace
+    from groupfx import native, trace
 
-    compiled = kernels.compile_fused(FusedModel("latent", small_sim.data))
+    compiled = native.compile_native(FusedModel("latent", small_sim.data))
     options = {"draws": 50, "tune": 50, "chains": 3, "cores": 2, "seed": 5, "progress_bar": False,
                "save_warmup": False}  # fmt: skip
     theirs = nutpie.sample(compiled, **options)
@@ -219,9 +219,9 @@ def test_a_trace_written_to_disk_reads_back_equal_to_the_one_in_memory(small_sim
     import pandas as pd
     import pyarrow
 
-    from groupfx import sampling, trace
+    from groupfx import native, sampling, trace
 
-    compiled = kernels.compile_fused(FusedModel("latent", small_sim.data))
+    compiled = native.compile_native(FusedModel("latent", small_sim.data))
     options = {"draws": 40, "tune": 30, "chains": 3, "cores": 2, "seed": 5, "progress_bar": False,
                "save_warmup": False, "return_raw_trace": True}  # fmt: skip
     coords = {name: pd.Index(values) for name, values in compiled.coords.items()}

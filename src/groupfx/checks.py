@@ -1,6 +1,6 @@
 """Model checks: group intercepts, posterior predictive checks by group, calibration, prior predictive.
 
-All of them evaluate the fitted model's expected outcome (see :class:`groupfx.effects.ExpectedOutcome`)
+All of them evaluate the fitted model's expected outcome (see :class:`groupfx.expected.ExpectedOutcome`)
 on blocks of units for a subset of draws, so they hold at most ``draws x block`` values at a time.
 """
 

@@ -19,6 +19,7 @@ import numpy as np
 import pymc as pm
 
 from groupfx.errors import InputError, shown
+from groupfx.outcomes import OUTCOME_RULES
 from groupfx.priors import Prior
 
 OUTCOME = "y_obs"
@@ -41,7 +42,8 @@ class Family:
         ``outcome(eta, data, priors)`` creates the observed variable ``y_obs`` in the current model from the
         model's data containers (``data["y"]``, and ``data["trials"]`` for the Binomial family).
     invalid : callable
-        ``invalid(y) -> mask`` of the values this family cannot take, and ``requirement`` says what it needs.
+        ``invalid(y) -> mask`` of the values this family cannot take, and ``requirement`` says what it needs
+        (both from :data:`groupfx.outcomes.OUTCOME_RULES`).
     requirement : str
         What y must hold, as the end of an error message.
     """
@@ -52,6 +54,12 @@ class Family:
     outcome: Callable[[object, object, Mapping[str, Prior]], None]
     invalid: Callable[[np.ndarray], np.ndarray]
     requirement: str
+
+
+def _rule(name: str) -> tuple:
+    """``invalid, requirement`` of a family: what the data layer says y may hold under it."""
+    rule = OUTCOME_RULES[name]
+    return rule.invalid, rule.requirement
 
 
 def _bernoulli(eta, data, priors) -> None:
@@ -76,26 +84,12 @@ def _gaussian(eta, data, priors) -> None:
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family(
-            "bernoulli", "logit", "log-odds of y = 1", _bernoulli,
-            lambda y: ~np.isin(y, (0, 1)), "must be 0 or 1 for the Bernoulli family; recode it to 0/1",
-        ),
-        Family(
-            "binomial", "logit", "log-odds of a success", _binomial,
-            lambda y: (y < 0) | (y != np.round(y)),
-            "must be a non-negative integer count of successes for the Binomial family",
-        ),
-        Family(
-            "poisson", "log", "log of the expected count", _poisson,
-            lambda y: (y < 0) | (y != np.round(y)),
-            "must be a non-negative integer count for the Poisson family",
-        ),
-        Family(
-            "gaussian", "identity", "mean of y", _gaussian,
-            lambda y: ~np.isfinite(y), "must be a finite number for the Gaussian family",
-        ),
+        Family("bernoulli", "logit", "log-odds of y = 1", _bernoulli, *_rule("bernoulli")),
+        Family("binomial", "logit", "log-odds of a success", _binomial, *_rule("binomial")),
+        Family("poisson", "log", "log of the expected count", _poisson, *_rule("poisson")),
+        Family("gaussian", "identity", "mean of y", _gaussian, *_rule("gaussian")),
     )
-}  # fmt: skip
+}
 """The families by name."""
 
 

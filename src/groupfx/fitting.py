@@ -11,7 +11,7 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
-from groupfx import fused_loo, kernels
+from groupfx import fused_loo, kernels, native
 from groupfx.data import GroupedData
 from groupfx.diagnostics import find_issues, pareto_k_issues, warn_issues
 from groupfx.errors import InputError, SamplingError
@@ -124,7 +124,7 @@ def fit(
             f" {settings.backend} backend run in float64 (drop the option)."
         )
     if fused is not None and settings.backend == "numba":  # a fused kernel, cached on disk: no compile
-        compiled = kernels.compile_fused(fused)
+        compiled = native.compile_native(fused)
     else:
         compiled = compile_model(pymc_model, settings.backend)
     timings["compile"] = time.perf_counter() - start
@@ -228,6 +228,7 @@ def fit_all(
     else:
         longest_first = sorted(names, key=lambda name: -get_spec(name).cost)
         fits = run_fits(
+            fit,
             longest_first,
             (data,),
             {"priors": priors, "family": family, "settings": settings, "warn": False},

@@ -360,10 +360,3 @@ class FusedModel:
             start, stop = self.blocks["m"]
             point[start:stop] += self.data.xbar.ravel()
         return point
-
-
-def compile_fused(fused: FusedModel):
-    """A nutpie model sampling ``fused`` through its kernel as a C function (:mod:`groupfx.native`)."""
-    from groupfx.native import compile_native
-
-    return compile_native(fused)

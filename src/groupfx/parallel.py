@@ -1,4 +1,4 @@
-"""Run independent fits in worker processes.
+"""Run independent fits in worker processes: one pool that takes the function to run.
 
 PyTensor and numba compilation are not thread-safe and each model's compilation is single-threaded, so
 fits go to separate processes: while one model compiles another samples. Workers are forked (they start in
@@ -16,14 +16,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from groupfx.quiet import quiet_libraries
+
 _events: Any = None
 
 
 def _init_worker(events: Any) -> None:
     global _events
     _events = events
-    from groupfx.quiet import quiet_libraries
-
     quiet_libraries()  # a worker's stderr is the terminal's: its library warnings would reach it raw
 
 
@@ -32,9 +32,7 @@ def _report(label: str, step: str) -> None:
         _events.put((label, step))
 
 
-def _run_fit(name: str, args: tuple, kwargs: dict[str, Any]):
-    from groupfx.fitting import fit
-
+def _run_fit(fit: Callable[..., Any], name: str, args: tuple, kwargs: dict[str, Any]):
     return fit(*args, model=name, progress=_report, **kwargs)
 
 
@@ -44,6 +42,7 @@ def default_workers(n_tasks: int) -> int:
 
 
 def run_fits(
+    fit: Callable[..., Any],
     names: Sequence[str],
     args: tuple,
     kwargs: dict[str, Any],
@@ -52,6 +51,8 @@ def run_fits(
 ) -> dict[str, Any]:
     """Fit each model of ``names`` with ``fit(*args, model=name, **kwargs)`` in ``workers`` processes.
 
+    ``fit`` is handed in (a module-level function, sent to the workers by reference), so this pool knows
+    nothing of what a fit is; it is called with ``progress`` reporting each step back to this process.
     Returns the fits keyed by name in the order of ``names``; the first exception raised by a fit is
     raised here after the other workers are stopped.
     """
@@ -61,7 +62,7 @@ def run_fits(
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(events,)
     ) as pool:
-        futures: dict[Future, str] = {pool.submit(_run_fit, name, args, kwargs): name for name in names}
+        futures: dict[Future, str] = {pool.submit(_run_fit, fit, name, args, kwargs): name for name in names}
         pending = set(futures)
         try:
             while pending:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from groupfx.data import GroupedData
 from groupfx.errors import InputError, shown
-from groupfx.families import get_family
 from groupfx.formula import parse_formula
+from groupfx.outcomes import outcome_rule
 
 SHOW_ROWS = 5
 SMALL_GROUP = 5
@@ -199,7 +199,7 @@ def read_data(
     DataWarning
         For groups of one unit, groups whose y never varies, and very small groups.
     """
-    outcome = get_family(family)
+    outcome = outcome_rule(family)
     if (outcome.name == "binomial") != (trials is not None):
         raise InputError(
             "The binomial family needs the number of trials per unit: pass --trials COLUMN."

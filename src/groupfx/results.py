@@ -12,9 +12,11 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from groupfx import kernels
 from groupfx.data import GroupedData
 from groupfx.diagnostics import DiagnosticIssue, parameter_diagnostics
 from groupfx.errors import InputError
+from groupfx.expected import ExpectedOutcome
 from groupfx.files import atomic_path
 from groupfx.models import ModelSpec, build_model, get_spec
 from groupfx.priors import Prior
@@ -124,11 +126,8 @@ class Fit:
 
     @cached_property
     def expected_outcome(self):
-        """The expected outcome over draws (:class:`groupfx.effects.ExpectedOutcome`), made once: in closed
+        """The expected outcome over draws (:class:`groupfx.expected.ExpectedOutcome`), made once: in closed
         form where the fused kernels serve the model, else compiled from the PyMC model."""
-        from groupfx import kernels
-        from groupfx.effects import ExpectedOutcome
-
         if kernels.supported(self.model, self.family, self.priors, self.data):
             return ExpectedOutcome.closed_form(self.model, self.data, self.family)
         return ExpectedOutcome.of(self.pymc_model())

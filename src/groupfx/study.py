@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx import fused_loo, kernels
+from groupfx import fused_loo, kernels, native
 from groupfx.errors import InputError
 from groupfx.loglik import loo, pointwise_loglik_function
 from groupfx.models import DEFAULT_MODELS, build_model, data_names, data_values, get_spec
@@ -188,7 +188,7 @@ def run_task(task: Task) -> pd.DataFrame:
         fused = None
         if entry.compiled is None:
             fused = kernels.FusedModel(task.model, data, task.scenario.family)
-            compiled = kernels.compile_fused(fused)
+            compiled = native.compile_native(fused)
         else:
             compiled = entry.compiled.with_data(**values)
         start = time.perf_counter()
