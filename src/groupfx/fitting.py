@@ -11,18 +11,19 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
-from groupfx import fused_loo, kernels, native
-from groupfx.data import GroupedData
-from groupfx.diagnostics import find_issues, pareto_k_issues, warn_issues
+from groupfx.data.grouped import GroupedData
+from groupfx.data.simulate import SimulatedData
+from groupfx.engines import kernels, native
+from groupfx.engines.diagnostics import find_issues, pareto_k_issues, warn_issues
+from groupfx.engines.sampling import SamplerSettings, compile_model, draw_samples, model_seed
 from groupfx.errors import InputError, SamplingError
-from groupfx.families import OUTCOME, get_family
-from groupfx.loglik import loo
-from groupfx.models import DEFAULT_MODELS, build_model, get_spec
-from groupfx.parallel import default_workers, run_fits
-from groupfx.priors import Prior, resolve_priors
-from groupfx.results import Fit, Fits
-from groupfx.sampling import SamplerSettings, compile_model, draw_samples, model_seed
-from groupfx.simulate import SimulatedData
+from groupfx.loo import fused as fused_loo
+from groupfx.loo.loglik import loo
+from groupfx.models.builders import DEFAULT_MODELS, build_model, get_spec
+from groupfx.models.families import OUTCOME, get_family
+from groupfx.models.priors import Prior, resolve_priors
+from groupfx.results.fits import Fit, Fits
+from groupfx.util.workers import default_workers, run_fits
 
 Progress = Callable[[str, str], None]
 """``progress(model_label, step)`` is called as each step of a fit begins."""
