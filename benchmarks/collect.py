@@ -16,7 +16,14 @@ from pathlib import Path
 from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("seed_results.md", "kernel_results.md", "scale_results.md", "study_results.md", "levers_results.md")
+PARTS = (
+    "seed_results.md",
+    "kernel_results.md",
+    "scale_results.md",
+    "study_results.md",
+    "levers_results.md",
+    "design_results.md",
+)
 
 
 def _cpu() -> str:

@@ -9,7 +9,7 @@ The graph (all settings are parameters)::
 
 The seed notebook writes it as a PyMC model, sets the truth with ``pymc.do`` and takes one prior-predictive
 draw as the data set; :func:`simulate` draws the same numbers, value for value, with NumPy alone (the tests
-hold it equal to that PyMC path), without compiling the model's forward sampler (about 1.2 s). With the
+hold it equal to that PyMC path), without compiling the model's forward sampler. With the
 defaults the first rows are ``group 2, x -1.636772, y 0, z -0.784611, ug -0.262631``.
 """
 

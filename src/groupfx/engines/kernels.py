@@ -1,17 +1,17 @@
 """Fused log-density and gradient kernels for the five models in every family, sampled by nutpie directly.
 
-nutpie's PyMC path compiles each model's log-density and gradient with numba on every run (4-7 s a model
-on this machine, most of it numba's type inference of the generated graph, which cannot be cached). The
-models here share one structure,
+nutpie's PyMC path compiles each model's log-density and gradient with numba on every run (most of that
+time is numba's type inference of the generated graph, which cannot be cached). The models here share one
+structure,
 
     eta_i = c[g_i] + sum_k bxy_k x_ik,   c[g] = intercept_g + sum_j bzy_j z_gj + sum_k buy_k w_gk,
 
 so one hand-fused kernel serves them all: a single pass over the units accumulates the log-likelihood,
 the gradient of the slopes and the residual sum of each group, and the group-level chain rule costs O(G K).
 The units are kept sorted by group, so that pass is a run of straight SIMD loops (``exp`` and ``log1p``
-from :mod:`groupfx.engines.vector_math`): about 5 ns a unit against 20 ns for scalar libm calls and 23 ns for
-vectorised NumPy (``benchmarks/kernel_results.md``).
-It is compiled once by numba and cached on disk, so later runs load it in milliseconds. The kernel is
+from :mod:`groupfx.engines.vector_math`), several times cheaper per unit than scalar libm calls or vectorised
+NumPy (measured in ``benchmarks/kernel_results.md`` and ``benchmarks/design_results.md``).
+It is compiled once by numba and cached on disk, so later runs load it instead of compiling. The kernel is
 used when a model's priors are the defaults (any family: Bernoulli, Binomial, Poisson with its exposure
 offset, Gaussian with ``sigma_y`` last in the vector); other priors go through the PyMC model. Tests hold
 its log-density (up to a constant) and gradient equal to the PyMC model's.

@@ -1,16 +1,16 @@
 """The fused kernels handed to nutpie as C callbacks: no Python and no GIL in any gradient evaluation.
 
-``nutpie.compiled_pyfunc.from_pyfunc`` calls a Python function for every log-density and gradient; each
-call takes the GIL, boxes the point into an array and dispatches the numba kernel, several microseconds
-that at N = 2,000 (a 10 us kernel) are a large share of the sampler's time, and that serialise the chains
-on the GIL. nutpie's own PyMC path instead calls a numba ``cfunc`` through a pointer. This module builds
-such cfuncs around :func:`groupfx.engines.kernels._logp_grad` and the expansion of draws, reading the model's
-arrays through a small table of addresses (``user_data``), so the compiled code holds no data and numba
-caches it on disk. The model object is nutpie's ``CompiledPyMCModel`` filled with these callbacks.
+``nutpie.compiled_pyfunc.from_pyfunc`` calls a Python function for every log-density and gradient; each call
+takes the GIL, boxes the point into an array and dispatches the numba kernel, an overhead that on small data
+is a large share of the sampler's time, and that serialises the chains on the GIL. nutpie's own PyMC path
+instead calls a numba ``cfunc`` through a pointer. This module builds such cfuncs around
+:func:`groupfx.engines.kernels._logp_grad` and the expansion of draws, reading the model's arrays through a
+small table of addresses (``user_data``), so the compiled code holds no data and numba caches it on disk. The
+model object is nutpie's ``CompiledPyMCModel`` filled with these callbacks.
 
 Tests hold the callbacks equal, bit for bit, to :class:`groupfx.engines.kernels.FusedModel`'s methods, and a
-fit through them equal in distribution to one through the PyMC model. At N = 2,000 sampling is 2.3-2.7x
-faster than through Python callbacks.
+fit through them equal in distribution to one through the PyMC model. What this saves against Python
+callbacks is measured in ``benchmarks/design_results.md``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """PSIS-LOO of a model fitted through a fused kernel, with its pointwise log-likelihood evaluated in numba.
 
-:func:`groupfx.loo.loglik.loo` evaluates the PyMC model's elementwise log-density with PyTensor (about 34 ns
-a value); here the same values come from one numba pass per block of groups, vectorised over the draws
-(a few ns a value): the group-level linear predictor of the block's groups for every draw, then each
-unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo_block`. At a million units
-and 4,000 draws that is 4e9 values, never held at once. Tests hold the values equal to the PyMC
+:func:`groupfx.loo.loglik.loo` evaluates the PyMC model's elementwise log-density with PyTensor; here the same
+values come from one numba pass per block of groups, vectorised over the draws, at a fraction of the cost a
+value (``benchmarks/design_results.md``): the group-level linear predictor of the block's groups for every
+draw, then each unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo_block`. At a
+million units and 4,000 draws that is 4e9 values, never held at once. Tests hold the values equal to the PyMC
 model's and the result equal to :func:`groupfx.loo.loglik.loo`.
 """
 

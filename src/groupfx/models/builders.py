@@ -5,7 +5,8 @@ Each builder takes a :class:`~groupfx.data.grouped.GroupedData` and the priors a
 ``y_obs`` follows the chosen family (Bernoulli-logit by default, Poisson-log or Gaussian; see
 :mod:`groupfx.models.families`), and which stores no per-unit quantity as a Deterministic.
 The group-level part of ``eta`` is summed per group first and gathered to the units once (one gather
-and, in the gradient, one scatter over N instead of one per group-level term: about 10% faster).
+and, in the gradient, one scatter over N instead of one per group-level term; measured in
+``benchmarks/design_results.md``).
 
 =============== ==============================================================
 naive           eta = a0 + bxy x + bzy z[g]

@@ -1,4 +1,4 @@
-"""Outcome families: the likelihood of y given the linear predictor eta, and what y may hold.
+"""Outcome families: the likelihood of y given the linear predictor eta (what y may hold: data/outcomes.py).
 
 =========== ============== ===================================== ==========================
 family      link           likelihood                            y

@@ -1,8 +1,8 @@
 """Run independent fits in worker processes: one pool that takes the function to run.
 
 PyTensor and numba compilation are not thread-safe and each model's compilation is single-threaded, so
-fits go to separate processes: while one model compiles another samples. Workers are forked (they start in
-milliseconds with groupfx already imported, and need no ``if __name__ == "__main__"`` guard in the user's
+fits go to separate processes: while one model compiles another samples. Workers are forked (they start at
+once with groupfx already imported, and need no ``if __name__ == "__main__"`` guard in the user's
 script); the caller should not run threads of its own while they start. Each fit is seeded from the fit's
 seed and the model's name, so results do not depend on which worker ran what, or on how many there were.
 """
