@@ -10,6 +10,7 @@ ARCHITECTURE.md (``groupfx.data``, ``groupfx.models``, ``groupfx.engines``, ``gr
 
 from importlib.metadata import version as _version
 
+import groupfx.util.quiet as _quiet  # noqa: F401  (first: it ignores ArviZ's import-time notice)
 from groupfx.data.datasets import load_dataset
 from groupfx.data.grouped import GroupedData
 from groupfx.data.reader import read_data
@@ -25,7 +26,6 @@ from groupfx.results.fits import Fit, Fits, compare, estimates
 from groupfx.study.run import run_study
 from groupfx.study.scenarios import Scenario
 from groupfx.study.tasks import StudySettings
-from groupfx.util import quiet as _quiet  # noqa: F401  (first: it ignores ArviZ's import-time notice)
 
 __version__ = _version("groupfx")
 
