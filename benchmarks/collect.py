@@ -13,10 +13,17 @@ import platform
 import sys
 from pathlib import Path
 
-from groupfx.files import atomic_path
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
-PARTS = ("seed_results.md", "kernel_results.md", "scale_results.md", "study_results.md", "levers_results.md")
+PARTS = (
+    "seed_results.md",
+    "kernel_results.md",
+    "scale_results.md",
+    "study_results.md",
+    "levers_results.md",
+    "design_results.md",
+)
 
 
 def _cpu() -> str:

@@ -1,7 +1,7 @@
 """``make bench`` (part 3): the cost of one log-density + gradient per row, per model and size.
 
 Side by side in one run, for each model (Bernoulli family, one x, one z, groups of about 100 units) at N =
-2,000, 100,000 and 1,000,000 units: groupfx's fused kernel (``groupfx.kernels``) in float64 and in float32,
+2,000, 100,000 and 1,000,000 units: groupfx's fused kernel (``engines.kernels``) in float64 and in float32,
 nutpie's compiled PyMC graph (numba backend, the path the kernels replace), the same graph compiled to JAX
 (``--backend jax``, on JAX's default device: the CPU here, a GPU where JAX has one), and a plain vectorised
 NumPy evaluation of the same log density and gradient (the floor the issue sets). Reported as nanoseconds
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from groupfx.data import GroupedData
-from groupfx.files import atomic_path
-from groupfx.kernels import FusedModel
-from groupfx.models import build_model
-from groupfx.sampling import compile_model
+from groupfx.data.grouped import GroupedData
+from groupfx.engines.kernels import FusedModel
+from groupfx.engines.sampling import compile_model
+from groupfx.models.builders import build_model
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("naive", "fixed", "multilevel", "mundlak", "latent")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     device = None
     if importlib.util.find_spec("jax") is not None:
-        from groupfx.sampling import jax_device
+        from groupfx.engines.sampling import jax_device
 
         device = jax_device()
     for n in args.sizes:

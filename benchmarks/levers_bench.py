@@ -20,7 +20,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from groupfx.files import atomic_path
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 LEVERS = (  # (mass matrix, tune, precision)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from groupfx.files import atomic_path
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 MODELS = {

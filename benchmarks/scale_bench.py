@@ -31,7 +31,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from groupfx.files import atomic_path
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
@@ -134,7 +134,7 @@ def gpu_device() -> str:
     code = (
         "import importlib.util, sys\n"
         "if importlib.util.find_spec('jax') is None: print('no GPU: jax is not installed'); sys.exit()\n"
-        "from groupfx.sampling import jax_device\n"
+        "from groupfx.engines.sampling import jax_device\n"
         "d = jax_device(); print(d if d.startswith('gpu') else f'no GPU: JAX sees {d} only')"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

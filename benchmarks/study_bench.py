@@ -3,8 +3,8 @@
 Side by side in one run, on the seed scenario, the Mundlak model, the study's sampling settings (2 chains x
 (500 tuning + 500 draws), one core):
 
-- groupfx: ``groupfx.study.run_task`` on replicate after replicate in one process: the Bernoulli Mundlak
-  model samples through its fused kernel (``groupfx.kernels``, cached on disk: no nutpie compilation),
+- groupfx: ``groupfx.study.tasks.run_task`` on replicate after replicate in one process: the Bernoulli Mundlak
+  model samples through its fused kernel (``groupfx.engines.kernels``, cached on disk: no nutpie compilation),
   the log-likelihood function is compiled for the first replicate and its data swapped in for the rest.
   Compile share = compile seconds / all seconds.
 - refit (the seed's way): per replicate, the seed notebook's Mundlak model built anew, ``pm.sample(
@@ -32,14 +32,14 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
-from groupfx.files import atomic_path
+from groupfx.util.files import atomic_path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from groupfx import study  # noqa: E402
-from groupfx.scenarios import DEFAULT_SCENARIOS, simulate_replicate  # noqa: E402
-from groupfx.study import StudySettings, Task, run_task  # noqa: E402
+from groupfx.study import tasks as study  # noqa: E402
+from groupfx.study.scenarios import DEFAULT_SCENARIOS, simulate_replicate  # noqa: E402
+from groupfx.study.tasks import StudySettings, Task, run_task  # noqa: E402
 from seed_notebook import mundlak_model_fn  # noqa: E402
 
 

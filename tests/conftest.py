@@ -11,12 +11,13 @@ matplotlib.use("Agg")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 import groupfx  # noqa: E402
+from groupfx.data.simulate import SimulatedData  # noqa: E402
 
 TINY = {"draws": 60, "tune": 60, "chains": 2}
 
 
 @pytest.fixture(scope="session")
-def small_sim() -> groupfx.SimulatedData:
+def small_sim() -> SimulatedData:
     """200 units in 8 groups from the seed's graph."""
     return groupfx.simulate(n_groups=8, n_units=200, seed=3)
 

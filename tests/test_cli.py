@@ -118,7 +118,7 @@ def test_report_is_self_contained_and_tells_the_story(small_demo):
 
 
 def test_failure_midway_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
-    from groupfx import outputs
+    from groupfx.report import outputs
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -131,8 +131,8 @@ def test_failure_midway_leaves_no_output_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_existing_report_folder_is_kept_until_the_new_one_is_complete(tmp_path, monkeypatch):
-    from groupfx import outputs
-    from groupfx.files import MARKER, write_marker
+    from groupfx.report import outputs
+    from groupfx.util.files import MARKER, write_marker
 
     out = tmp_path / "out"
     out.mkdir()

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 import groupfx
-from groupfx.sampling import model_seed
+from groupfx.engines.sampling import model_seed
+from groupfx.errors import DiagnosticWarning
 
 TINY = ["--draws", "60", "--tune", "60", "--chains", "2"]
 COLUMNS = ["--y", "y", "--x", "x", "--group", "group", "--z", "z"]
@@ -214,7 +215,7 @@ def test_a_priors_file_moves_the_estimate_on_the_jax_backend(table, tmp_path, fi
 WARN_BOTH = """
 import warnings
 from groupfx.errors import DiagnosticWarning
-from groupfx.quiet import quiet_libraries
+from groupfx.util.quiet import quiet_libraries
 quiet_libraries()
 warnings.warn("library chatter", UserWarning)
 warnings.warn("Naive: a diagnostic", DiagnosticWarning)
@@ -228,7 +229,7 @@ WARN_IN_A_WORKER = """
 import multiprocessing as mp
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from groupfx import parallel
+from groupfx.util import workers as parallel
 
 def task(text):
     warnings.warn(text, RuntimeWarning)
@@ -279,7 +280,5 @@ def test_the_api_warns_of_pareto_k_once_per_model():
         f"Fixed effects: {count} of 240 units have Pareto k > 0.7: PSIS-LOO is unreliable for them"
         " (influential units, often in small or all-0/all-1 groups); its elpd and rank are approximate."
     ]
-    assert all(
-        issubclass(w.category, groupfx.DiagnosticWarning) for w in caught if "Pareto" in str(w.message)
-    )
+    assert all(issubclass(w.category, DiagnosticWarning) for w in caught if "Pareto" in str(w.message))
     assert not [w for w in caught if "Estimated shape parameter" in str(w.message)]  # no raw ArviZ-style line

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 
 import groupfx
 from groupfx.cli import main
-from groupfx.priors import DEFAULT_PRIORS, load_priors
-from groupfx.reader import DataWarning, read_data
+from groupfx.data.reader import DataWarning, read_data
+from groupfx.models.priors import DEFAULT_PRIORS, load_priors
 
 LABELS = (11, 12, 13, 14)
 """Integer group labels: pandas holds them as NumPy scalars, which no message may show as np.int64(...)."""

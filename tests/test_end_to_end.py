@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from groupfx.demo import run_demo
-from groupfx.diagnostics import parameter_diagnostics
+from groupfx.engines.diagnostics import parameter_diagnostics
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,11 @@ import pandas as pd
 import pytest
 
 import groupfx
-from groupfx.diagnostics import find_issues
-from groupfx.errors import InputError
+from groupfx.engines.diagnostics import find_issues
+from groupfx.errors import DiagnosticWarning, InputError, UnknownModelError
+from groupfx.models.builders import MODELS
+from groupfx.results.crosscheck import within_for
+from groupfx.results.fits import mundlak_effects
 
 from .conftest import TINY
 
@@ -21,10 +24,10 @@ def test_fits_are_reproducible_from_the_seed(small_sim):
 
 
 def test_models_get_distinct_seeds():
-    from groupfx.sampling import model_seed
+    from groupfx.engines.sampling import model_seed
 
-    seeds = {model_seed(42, name) for name in groupfx.MODELS}
-    assert len(seeds) == len(groupfx.MODELS)
+    seeds = {model_seed(42, name) for name in MODELS}
+    assert len(seeds) == len(MODELS)
     assert model_seed(42, "naive") == model_seed(42, "naive")
 
 
@@ -38,7 +41,7 @@ def test_fit_keeps_no_per_unit_draws(small_fits, small_sim):
 
 
 def test_short_chains_raise_diagnostic_warnings_naming_model_and_parameter(small_sim):
-    with pytest.warns(groupfx.DiagnosticWarning, match=r"Naive: .*bulk ESS of (a0|bxy|bzy) is \d+ \(< 400\)"):
+    with pytest.warns(DiagnosticWarning, match=r"Naive: .*bulk ESS of (a0|bxy|bzy) is \d+ \(< 400\)"):
         fit = groupfx.fit(small_sim, "naive", draws=20, tune=20, chains=2)
     assert any(issue.kind == "ess_bulk" for issue in fit.issues)
 
@@ -93,14 +96,19 @@ def test_bad_sampler_settings_are_refused(small_sim):
         groupfx.fit_all(small_sim, ["naive", "naive"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(groupfx.UnknownModelError):
+        with pytest.raises(UnknownModelError):
             groupfx.fit_all(small_sim, ["naive", "nope"])
 
 
 def test_mass_matrix_is_low_rank_for_small_models_and_diagonal_for_large_ones(small_sim, monkeypatch):
     import nutpie
 
-    from groupfx.sampling import LOW_RANK_MAX_PARAMETERS, SamplerSettings, mass_matrix_text, uses_low_rank
+    from groupfx.engines.sampling import (
+        LOW_RANK_MAX_PARAMETERS,
+        SamplerSettings,
+        mass_matrix_text,
+        uses_low_rank,
+    )
 
     auto = SamplerSettings()
     assert uses_low_rank(auto, LOW_RANK_MAX_PARAMETERS)
@@ -121,7 +129,7 @@ def test_mass_matrix_is_low_rank_for_small_models_and_diagonal_for_large_ones(sm
 
     monkeypatch.setattr(nutpie, "sample", spy)
     groupfx.fit(small_sim, "fixed", warn=False, **TINY)
-    monkeypatch.setattr("groupfx.sampling.LOW_RANK_MAX_PARAMETERS", 5)
+    monkeypatch.setattr("groupfx.engines.sampling.LOW_RANK_MAX_PARAMETERS", 5)
     groupfx.fit(small_sim, "fixed", warn=False, **TINY)
     groupfx.fit(small_sim, "fixed", warn=False, low_rank_mass_matrix=True, **TINY)
     n_dim = small_sim.data.n_groups + 2  # a[g], bxy, bzy
@@ -129,7 +137,7 @@ def test_mass_matrix_is_low_rank_for_small_models_and_diagonal_for_large_ones(sm
 
 
 def test_loo_notes_count_high_pareto_k(small_fits):
-    from groupfx.report import loo_notes
+    from groupfx.report.html import loo_notes
 
     notes = loo_notes(list(small_fits.values()))
     flagged = [fit for fit in small_fits.values() if (np.asarray(fit.loo.pareto_k) > 0.7).any()]
@@ -141,8 +149,8 @@ def test_loo_notes_count_high_pareto_k(small_fits):
 
 
 def test_the_report_says_what_loo_cost(small_fits, monkeypatch):
-    from groupfx import loglik
-    from groupfx.report import loo_cost
+    from groupfx.loo import loglik
+    from groupfx.report.html import loo_cost
 
     fits = list(small_fits.values())
     text = loo_cost(fits)
@@ -166,7 +174,7 @@ def test_a_model_that_cannot_start_is_one_clear_error(small_sim):
 
 
 def test_conclusions_follow_the_estimates_table(small_fits, small_sim):
-    from groupfx.report import conclusions
+    from groupfx.report.html import conclusions
 
     fits = list(small_fits.values())
     table = groupfx.estimates(fits, small_sim.truth)
@@ -187,7 +195,7 @@ def test_conclusions_follow_the_estimates_table(small_fits, small_sim):
 def test_several_x_and_z_flow_through_tables_figures_and_report(two_x_data, tmp_path):
     fits = groupfx.fit_all(two_x_data, ["fixed", "mundlak", "latent_shared"], warn=False, **TINY)
     table = groupfx.estimates(
-        fits, truth={"bxy": 0.0, "bxy[x2]": 0.0}, within=groupfx.within_for(two_x_data, "bernoulli")
+        fits, truth={"bxy": 0.0, "bxy[x2]": 0.0}, within=within_for(two_x_data, "bernoulli")
     )
     bxy = table[table.parameter == "bxy"]
     assert list(bxy.term) == ["x", "x2"] * 3 and (bxy.truth == 0).all() and bxy.within_estimate.notna().all()
@@ -196,7 +204,7 @@ def test_several_x_and_z_flow_through_tables_figures_and_report(two_x_data, tmp_
     assert not table[(table.model == "Fixed effects") & (table.parameter == "bzy")].identified.any()
     shared = table[table.model == "Latent Mundlak (shared u)"]
     assert set(shared[shared.parameter == "bux_other"].term) == {"x2"}
-    effects = groupfx.mundlak_effects(fits)
+    effects = mundlak_effects(fits)
     assert set(effects.term) == {"x", "x2"} and set(effects.model) == {"Mundlak"}
     within = effects[effects.effect == "within"].set_index("term")["mean"]
     posterior = fits["mundlak"].idata.posterior["bxy"].mean(("chain", "draw"))
@@ -209,7 +217,7 @@ def test_several_x_and_z_flow_through_tables_figures_and_report(two_x_data, tmp_
 
 
 def test_report_lists_the_priors_in_use_and_marks_the_overridden(small_fits):
-    from groupfx.report import _priors_text
+    from groupfx.report.html import _priors_text
 
     fits = list(small_fits.values())
     text = _priors_text(fits, fits[0].priors)

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 import groupfx
-from groupfx.report import conclusions, loo_notes
-from groupfx.results import SINGLE_COMPARE_COLUMNS
-from groupfx.summary import summary_table
+from groupfx.report.html import conclusions, loo_notes
+from groupfx.report.summary import summary_table
+from groupfx.results.fits import SINGLE_COMPARE_COLUMNS, mundlak_effects
 
 TINY_CLI = ["--draws", "60", "--tune", "60", "--chains", "2"]
 SECTIONS = (
@@ -145,12 +145,12 @@ def test_compare_of_one_fit_is_one_row(one_fit):
 
 @pytest.mark.parametrize("empty", [[], {}, groupfx.Fits(), ()])
 def test_no_fit_is_a_clear_input_error_everywhere(empty, tmp_path):
-    from groupfx import plots
+    from groupfx.report import plots
 
     calls = {
         "compare": lambda: groupfx.compare(empty),
         "estimates": lambda: groupfx.estimates(empty),
-        "mundlak_effects": lambda: groupfx.mundlak_effects(empty),
+        "mundlak_effects": lambda: mundlak_effects(empty),
         "write_report": lambda: groupfx.write_report(empty, tmp_path / "out"),
         "plot_model_grid": lambda: plots.plot_model_grid(empty),
         "plot_forests": lambda: plots.plot_forests(empty),

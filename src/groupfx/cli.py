@@ -45,7 +45,7 @@ def _int_at_least(text: str, minimum: int) -> int:
 
 
 def _model_list(text: str) -> list[str]:
-    from groupfx.models import DEFAULT_MODELS, MODELS
+    from groupfx.models.builders import DEFAULT_MODELS, MODELS
 
     names = (
         list(DEFAULT_MODELS) if text == "all" else [name.strip() for name in text.split(",") if name.strip()]
@@ -182,14 +182,14 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from groupfx.files import check_output_folder, claim_output_folder
-    from groupfx.models import DEFAULT_MODELS
-    from groupfx.scenarios import DEFAULT_SCENARIOS, load_scenarios
-    from groupfx.study import StudySettings
-    from groupfx.study_report import write_study_report
-    from groupfx.study_run import connect, run_study
-    from groupfx.study_store import existing_results
-    from groupfx.study_summary import summarise_study
+    from groupfx.models.builders import DEFAULT_MODELS
+    from groupfx.study.report import write_study_report
+    from groupfx.study.run import connect, run_study
+    from groupfx.study.scenarios import DEFAULT_SCENARIOS, load_scenarios
+    from groupfx.study.store import existing_results
+    from groupfx.study.summary import summarise_study
+    from groupfx.study.tasks import StudySettings
+    from groupfx.util.files import check_output_folder, claim_output_folder
 
     check_output_folder(args.out, "study")  # the study's own checks follow in run_study, before any fit
     started = time.perf_counter()
@@ -250,7 +250,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 
 def run_dataset_command(args: argparse.Namespace) -> int:
     """Run ``groupfx dataset``: list the data sets, or write one to CSV."""
-    from groupfx.datasets import DATASETS, write_dataset
+    from groupfx.data.datasets import DATASETS, write_dataset
 
     if args.name is None:
         for name, (_, description) in DATASETS.items():
@@ -267,7 +267,7 @@ def _int_at_least_two(text: str) -> int:
 
 def _quiet_libraries() -> None:
     """Keep the libraries' warnings and logs off the terminal (groupfx says what matters itself)."""
-    from groupfx.quiet import quiet_libraries
+    from groupfx.util.quiet import quiet_libraries
 
     quiet_libraries()
 
@@ -312,8 +312,8 @@ def _console():
 def _print_summary(fits, table, comparison, truth, report: Path, started: float) -> None:
     from rich.markup import escape
 
-    from groupfx.diagnostics import condense
-    from groupfx.summary import summary_table
+    from groupfx.engines.diagnostics import condense
+    from groupfx.report.summary import summary_table
 
     console = _console()
     console.print(summary_table(fits, table, comparison, truth))
@@ -331,7 +331,7 @@ def _print_summary(fits, table, comparison, truth, report: Path, started: float)
 
 
 def _sampler(args: argparse.Namespace):
-    from groupfx.sampling import SamplerSettings
+    from groupfx.engines.sampling import SamplerSettings
 
     return SamplerSettings(
         draws=args.draws,
@@ -347,10 +347,10 @@ def _sampler(args: argparse.Namespace):
 
 def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``groupfx demo``."""
+    from groupfx.data.simulate import SimulationSettings
     from groupfx.demo import run_demo
-    from groupfx.files import check_output_folder
-    from groupfx.models import DEFAULT_MODELS
-    from groupfx.simulate import SimulationSettings
+    from groupfx.models.builders import DEFAULT_MODELS
+    from groupfx.util.files import check_output_folder
 
     check_output_folder(args.out, "report")  # run_demo locks it before simulating
     started = time.perf_counter()
@@ -379,13 +379,13 @@ def run_fit_command(args: argparse.Namespace) -> int:
     """Run ``groupfx fit``."""
     from rich.markup import escape
 
-    from groupfx.files import check_output_folder, claim_output_folder
+    from groupfx.data.reader import DataWarning, read_data
     from groupfx.fitting import fit_all
-    from groupfx.models import DEFAULT_MODELS
-    from groupfx.outputs import write_report
-    from groupfx.priors import load_priors
-    from groupfx.reader import DataWarning, read_data
-    from groupfx.results import compare, estimates
+    from groupfx.models.builders import DEFAULT_MODELS
+    from groupfx.models.priors import load_priors
+    from groupfx.report.outputs import write_report
+    from groupfx.results.fits import compare, estimates
+    from groupfx.util.files import check_output_folder, claim_output_folder
 
     started = time.perf_counter()
     sampler = _sampler(args)

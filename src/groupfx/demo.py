@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from groupfx.files import claim_output_folder
+from groupfx.data.simulate import SimulatedData, SimulationSettings, simulate
+from groupfx.engines.sampling import SamplerSettings
 from groupfx.fitting import Progress, fit_all
-from groupfx.outputs import write_report
-from groupfx.results import Fits, compare, estimates
-from groupfx.sampling import SamplerSettings
-from groupfx.simulate import SimulatedData, SimulationSettings, simulate
+from groupfx.report.outputs import write_report
+from groupfx.results.fits import Fits, compare, estimates
+from groupfx.util.files import claim_output_folder
 
 DEMO_TITLE = "Fixed, random and Mundlak effects under group-level confounding: a simulated study"
 DEMO_INTRO = (
@@ -107,7 +107,7 @@ def run_demo(
     Raises
     ------
     InputError
-        If ``out_dir`` may not be written (see :func:`groupfx.files.check_output_folder`).
+        If ``out_dir`` may not be written (see :func:`groupfx.util.files.check_output_folder`).
     """
     with claim_output_folder(out_dir, "report"):
         simulated = simulate(simulation or SimulationSettings())

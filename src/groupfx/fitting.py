@@ -11,18 +11,19 @@ import arviz as az
 import pandas as pd
 import xarray as xr
 
-from groupfx import fused_loo, kernels
-from groupfx.data import GroupedData
-from groupfx.diagnostics import find_issues, pareto_k_issues, warn_issues
+from groupfx.data.grouped import GroupedData
+from groupfx.data.simulate import SimulatedData
+from groupfx.engines import kernels, native
+from groupfx.engines.diagnostics import find_issues, pareto_k_issues, warn_issues
+from groupfx.engines.sampling import SamplerSettings, compile_model, draw_samples, model_seed
 from groupfx.errors import InputError, SamplingError
-from groupfx.families import OUTCOME, get_family
-from groupfx.loglik import loo
-from groupfx.models import DEFAULT_MODELS, build_model, get_spec
-from groupfx.parallel import default_workers, run_fits
-from groupfx.priors import Prior, resolve_priors
-from groupfx.results import Fit, Fits
-from groupfx.sampling import SamplerSettings, compile_model, draw_samples, model_seed
-from groupfx.simulate import SimulatedData
+from groupfx.loo import fused as fused_loo
+from groupfx.loo.loglik import loo
+from groupfx.models.builders import DEFAULT_MODELS, build_model, get_spec
+from groupfx.models.families import OUTCOME, get_family
+from groupfx.models.priors import Prior, resolve_priors
+from groupfx.results.fits import Fit, Fits
+from groupfx.util.workers import default_workers, run_fits
 
 Progress = Callable[[str, str], None]
 """``progress(model_label, step)`` is called as each step of a fit begins."""
@@ -124,7 +125,7 @@ def fit(
             f" {settings.backend} backend run in float64 (drop the option)."
         )
     if fused is not None and settings.backend == "numba":  # a fused kernel, cached on disk: no compile
-        compiled = kernels.compile_fused(fused)
+        compiled = native.compile_native(fused)
     else:
         compiled = compile_model(pymc_model, settings.backend)
     timings["compile"] = time.perf_counter() - start
@@ -228,6 +229,7 @@ def fit_all(
     else:
         longest_first = sorted(names, key=lambda name: -get_spec(name).cost)
         fits = run_fits(
+            fit,
             longest_first,
             (data,),
             {"priors": priors, "family": family, "settings": settings, "warn": False},

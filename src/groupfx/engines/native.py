@@ -1,0 +1,206 @@
+"""The fused kernels handed to nutpie as C callbacks: no Python and no GIL in any gradient evaluation.
+
+``nutpie.compiled_pyfunc.from_pyfunc`` calls a Python function for every log-density and gradient; each call
+takes the GIL, boxes the point into an array and dispatches the numba kernel, an overhead that on small data
+is a large share of the sampler's time, and that serialises the chains on the GIL. nutpie's own PyMC path
+instead calls a numba ``cfunc`` through a pointer. This module builds such cfuncs around
+:func:`groupfx.engines.kernels._logp_grad` and the expansion of draws, reading the model's arrays through a
+small table of addresses (``user_data``), so the compiled code holds no data and numba caches it on disk. The
+model object is nutpie's ``CompiledPyMCModel`` filled with these callbacks.
+
+Tests hold the callbacks equal, bit for bit, to :class:`groupfx.engines.kernels.FusedModel`'s methods, and a
+fit through them equal in distribution to one through the PyMC model. What this saves against Python
+callbacks is measured in ``benchmarks/design_results.md``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+from numba.core import types
+from numba.extending import intrinsic
+
+from groupfx.engines import kernels
+from groupfx.engines.kernels import FAMILY_CODES, FIXED, GAUSSIAN, LATENT, MUNDLAK, NAIVE, FusedModel
+
+# user_data: the addresses and sizes of the kernel's arrays, one uint64 each
+XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY = range(15)
+USER_DATA_LENGTH = 15
+
+LOGP_SIGNATURE = types.int64(
+    types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.CPointer(types.double),
+    types.voidptr,
+)  # fmt: skip
+EXPAND_SIGNATURE = types.int64(
+    types.uint64, types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.voidptr
+)
+
+
+def _pointer_intrinsic(element):
+    @intrinsic
+    def as_pointer(typingctx, address):
+        signature = types.CPointer(element)(address)
+
+        def codegen(context, builder, sig, args):
+            if isinstance(sig.args[0], types.RawPointer):
+                return builder.bitcast(args[0], context.get_value_type(sig.return_type))
+            return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+        return signature, codegen
+
+    return as_pointer
+
+
+_u64_pointer = _pointer_intrinsic(types.uint64)
+_f64_pointer = _pointer_intrinsic(types.float64)
+_f32_pointer = _pointer_intrinsic(types.float32)
+_i64_pointer = _pointer_intrinsic(types.int64)
+
+
+@numba.njit(cache=True)
+def _logp_into(dim, x_, out_, logp_, ud, xt, y, trials, offset):
+    """Evaluate the kernel at the point ``x_`` and write the gradient and log-density; nutpie's codes:
+    0 done, 3 a non-finite gradient, 4 a non-finite log-density."""
+    n_x, n_groups, n_z = np.int64(ud[N_X]), np.int64(ud[N_GROUPS]), np.int64(ud[N_Z])
+    lp, grad = kernels._logp_grad(
+        numba.carray(x_, (dim,)),
+        np.int64(ud[KIND]),
+        np.int64(ud[FAMILY]),
+        xt,
+        y,
+        numba.carray(_i64_pointer(ud[STARTS]), (n_groups + 1,)),
+        numba.carray(_f64_pointer(ud[Z]), (n_groups, n_z)),
+        numba.carray(_f64_pointer(ud[XBAR]), (n_groups, n_x)),
+        numba.carray(_f64_pointer(ud[SS]), (n_groups, n_x)),
+        numba.carray(_f64_pointer(ud[SIZES]), (n_groups,)),
+        n_groups,
+        trials,
+        offset,
+    )
+    out = numba.carray(out_, (dim,))
+    finite = True
+    for i in range(dim):
+        out[i] = grad[i]
+        finite = finite and np.isfinite(grad[i])
+    logp_[0] = lp
+    if not finite:
+        return 3
+    if not np.isfinite(lp):
+        return 4
+    return 0
+
+
+@numba.cfunc(LOGP_SIGNATURE, cache=True)
+def _logp_float64(dim, x_, out_, logp_, user_data_):
+    ud = numba.carray(_u64_pointer(user_data_), (USER_DATA_LENGTH,))
+    n_x, n = np.int64(ud[N_X]), np.int64(ud[N_UNITS])
+    return _logp_into(dim, x_, out_, logp_, ud, numba.carray(_f64_pointer(ud[XT]), (n_x, n)),
+                      numba.carray(_f64_pointer(ud[Y]), (n,)), numba.carray(_f64_pointer(ud[TRIALS]), (n,)),
+                      numba.carray(_f64_pointer(ud[OFFSET]), (n,)))  # fmt: skip
+
+
+@numba.cfunc(LOGP_SIGNATURE, cache=True)
+def _logp_float32(dim, x_, out_, logp_, user_data_):
+    ud = numba.carray(_u64_pointer(user_data_), (USER_DATA_LENGTH,))
+    n_x, n = np.int64(ud[N_X]), np.int64(ud[N_UNITS])
+    return _logp_into(dim, x_, out_, logp_, ud, numba.carray(_f32_pointer(ud[XT]), (n_x, n)),
+                      numba.carray(_f32_pointer(ud[Y]), (n,)), numba.carray(_f32_pointer(ud[TRIALS]), (n,)),
+                      numba.carray(_f32_pointer(ud[OFFSET]), (n,)))  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _expand_into(theta, out, kind, family, n_groups, n_x, n_z):
+    """Write :meth:`FusedModel.expand`'s values, flattened in its order, into ``out``."""
+    at = 0
+    if kind == NAIVE:
+        out[0] = theta[0]
+        at, pos = 1, 1
+    elif kind == FIXED:
+        out[:n_groups] = theta[:n_groups]
+        at, pos = n_groups, n_groups
+    else:
+        out[0] = theta[0]
+        out[1] = np.exp(theta[1])
+        out[2 : 2 + n_groups] = theta[2 : 2 + n_groups]
+        at, pos = 2 + n_groups, 2 + n_groups
+    out[at : at + n_x] = theta[pos : pos + n_x]  # bxy
+    at, pos = at + n_x, pos + n_x
+    out[at : at + n_z] = theta[pos : pos + n_z]  # bzy (none when J = 0)
+    at, pos = at + n_z, pos + n_z
+    if kind >= MUNDLAK:
+        out[at : at + n_x] = theta[pos : pos + n_x]  # buy
+        at, pos = at + n_x, pos + n_x
+    if kind == LATENT:
+        bux = np.exp(theta[pos : pos + n_x])
+        ax = theta[pos + n_x : pos + 2 * n_x]
+        out[at : at + n_x] = bux
+        out[at + n_x : at + 2 * n_x] = ax
+        out[at + 2 * n_x : at + 3 * n_x] = np.exp(theta[pos + 2 * n_x : pos + 3 * n_x])
+        at, pos = at + 3 * n_x, pos + 3 * n_x
+        for gi in range(n_groups):
+            for k in range(n_x):
+                m = theta[pos + gi * n_x + k]
+                out[at + gi * n_x + k] = m
+                out[at + n_groups * n_x + gi * n_x + k] = (m - ax[k]) / bux[k]
+        at += 2 * n_groups * n_x
+    if family == GAUSSIAN:
+        out[at] = np.exp(theta[theta.shape[0] - 1])
+
+
+@numba.cfunc(EXPAND_SIGNATURE, cache=True)
+def _expand(dim, n_expanded, x_, out_, user_data_):
+    ud = numba.carray(_u64_pointer(user_data_), (USER_DATA_LENGTH,))
+    theta, out = numba.carray(x_, (dim,)), numba.carray(out_, (n_expanded,))
+    kind, family = np.int64(ud[KIND]), np.int64(ud[FAMILY])
+    _expand_into(theta, out, kind, family, np.int64(ud[N_GROUPS]), np.int64(ud[N_X]), np.int64(ud[N_Z]))
+    return 0
+
+
+LOGP = {"float64": _logp_float64, "float32": _logp_float32}
+
+
+def user_data(fused: FusedModel) -> np.ndarray:
+    """The table of addresses the callbacks read; valid while ``fused.arrays`` lives."""
+    xt, y, starts, z, xbar, ss, sizes, n_groups, trials, offset = fused.arrays
+    table = np.zeros(USER_DATA_LENGTH, dtype=np.uint64)
+    for slot, array in ((XT, xt), (Y, y), (STARTS, starts), (Z, z), (XBAR, xbar), (SS, ss), (SIZES, sizes),
+                        (TRIALS, trials), (OFFSET, offset)):  # fmt: skip
+        if not array.flags.c_contiguous:  # FusedModel makes them so
+            raise ValueError("the kernel's arrays must be C-contiguous")
+        table[slot] = array.ctypes.data
+    table[N_X], table[N_UNITS] = xt.shape
+    table[N_GROUPS], table[N_Z] = n_groups, z.shape[1]
+    table[KIND], table[FAMILY] = fused.kind, FAMILY_CODES[fused.family]
+    return table
+
+
+def compile_native(fused: FusedModel):
+    """A nutpie model sampling ``fused`` through C callbacks (nutpie's ``CompiledPyMCModel``)."""
+    from nutpie.compile_pymc import CompiledPyMCModel
+
+    logp, expand = LOGP[fused.precision], _expand
+    names, shapes, dims = fused.expanded()
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    stops = np.cumsum(sizes)
+    slices = [slice(int(stop - size), int(stop)) for stop, size in zip(stops, sizes, strict=True)]
+    data = fused.data
+    coords = {"group": pd.Index(data.group_labels), "x_var": pd.Index(data.x_names)}
+    if data.n_z:
+        coords["z_var"] = pd.Index(data.z_names)
+    table = user_data(fused)
+    return CompiledPyMCModel(
+        _n_dim=fused.n_dim,
+        dims=dims,
+        _coords=coords,
+        _shapes=dict(zip(names, shapes, strict=True)),
+        compiled_logp_func=logp,
+        compiled_expand_func=expand,
+        initial_point_func=fused.initial_point,
+        shared_data={"arrays": fused.arrays},  # keeps the addresses in the table valid
+        user_data=table,
+        n_expanded=int(stops[-1]),
+        shape_info=(names, slices, shapes),
+        logp_func=None,
+        expand_func=None,
+    )

@@ -1,0 +1,3 @@
+"""The models: priors, outcome families (link and likelihood), the five strategies as PyMC builders in
+one registry, and the models' graphs.
+"""

@@ -1,0 +1,388 @@
+"""The five strategies as pure model builders, in one registry.
+
+Each builder takes a :class:`~groupfx.data.grouped.GroupedData` and the priors and returns a fresh
+``pymc.Model`` whose data live in ``pm.Data`` containers (so a compiled model can swap data), whose outcome
+``y_obs`` follows the chosen family (Bernoulli-logit by default, Poisson-log or Gaussian; see
+:mod:`groupfx.models.families`), and which stores no per-unit quantity as a Deterministic.
+The group-level part of ``eta`` is summed per group first and gathered to the units once (one gather
+and, in the gradient, one scatter over N instead of one per group-level term; measured in
+``benchmarks/design_results.md``).
+
+=============== ==============================================================
+naive           eta = a0 + bxy x + bzy z[g]
+fixed           eta = a[g] + bxy x + bzy z[g],              a[g] ~ Normal(0, 10)
+multilevel      eta = abar + tau e[g] + bxy x + bzy z[g],    e ~ Normal(0, 1)
+mundlak         multilevel + buy xbar[g]                     xbar: observed mean of x in g
+latent          multilevel + buy u[g],  x ~ Normal(ax + bux u[g], sigma),  u ~ Normal(0, 1), bux > 0
+                (x enters through its sufficient statistics per group: same posterior, O(G) cost;
+                u is sampled through m = ax + bux u, the group mean of x, which the data pin down)
+latent_shared   as latent, but one u shared by all the x (x_k ~ Normal(ax_k + bux_k u[g], sigma_k))
+=============== ==============================================================
+
+With several x, ``bxy``, ``buy`` (and the latent model's ``u``, ``ax``, ``bux``, ``sigma``) have one entry
+per x (dimension ``x_var``) and ``bzy`` one per z (dimension ``z_var``); with no z there is no ``bzy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from groupfx.data.grouped import GroupedData
+from groupfx.errors import UnknownModelError
+from groupfx.models.families import Family, get_family
+from groupfx.models.priors import Prior, resolve_priors
+
+Builder = Callable[[GroupedData, Mapping[str, Prior], Family], pm.Model]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One strategy: its builder and what to say about it.
+
+    Attributes
+    ----------
+    name : str
+        Registry key, e.g. ``"mundlak"``.
+    label : str
+        Name for tables and figures, e.g. ``"Mundlak"``.
+    equation : str
+        The linear predictor in words a reader can check.
+    idea : str
+        One sentence on how the strategy treats the group confounder.
+    build : callable
+        ``build(data, priors, family) -> pymc.Model``.
+    not_identified : dict of str to str
+        Parameters the data cannot identify under this strategy, with the reason.
+    cost : int
+        Rough relative cost of a fit; the longest fits are started first when fits run side by side.
+    target_accept : float
+        NUTS target acceptance. The grouped models use 0.9: at nutpie's 0.8 the seed study showed a few
+        divergences (fixed effects: a group whose y is all 0 lets its intercept drift into the prior's
+        tail; Mundlak and latent: small tau), which the smaller step removes.
+    """
+
+    name: str
+    label: str
+    equation: str
+    idea: str
+    build: Builder
+    not_identified: dict[str, str] = field(default_factory=dict)
+    cost: int = 3
+    target_accept: float = 0.9
+
+
+# Every model is built with ``check_bounds=False``: all parameters are valid by construction (scales are
+# positive through their priors' transforms, means come through their link), so the per-evaluation parameter
+# checks only cost time (about 15% of sampling). The outcome's own support check (e.g. y in {0, 1}) remains.
+
+
+def _coords(data: GroupedData) -> dict[str, object]:
+    coords: dict[str, object] = {
+        "group": data.group_labels,
+        "unit": np.arange(data.n_units),
+        "x_var": list(data.x_names),
+    }
+    if data.n_z:
+        coords["z_var"] = list(data.z_names)
+    return coords
+
+
+def data_values(data: GroupedData) -> dict[str, np.ndarray]:
+    """The value of every ``pm.Data`` container a model of ``data`` may hold, by name.
+
+    A model holds a subset (see :func:`data_names`); a compiled model takes a new data set of the same
+    shape through ``compiled.with_data(**values)`` without compiling again.
+    """
+    values = {
+        "x": data.x,
+        "y": data.y,
+        "g": data.group,
+        "z": data.z,
+        "xbar": data.xbar,
+        "n": data.group_sizes.astype(float),
+        "x_ss": data.x_within_ss,
+    }
+    if data.trials is not None:
+        values["trials"] = data.trials
+    if data.exposure is not None:
+        values["log_exposure"] = np.log(data.exposure)
+    return values
+
+
+def data_names(model: pm.Model) -> list[str]:
+    """Names of the ``pm.Data`` containers of a built model."""
+    return [variable.name for variable in model.data_vars]
+
+
+def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
+    containers = {
+        "x": pm.Data("x", data.x, dims=("unit", "x_var")),
+        "y": pm.Data("y", data.y, dims="unit"),
+        "g": pm.Data("g", data.group, dims="unit"),
+    }
+    if data.n_z:
+        containers["z"] = pm.Data("z", data.z, dims=("group", "z_var"))
+    if data.trials is not None:
+        containers["trials"] = pm.Data("trials", data.trials, dims="unit")
+    if data.exposure is not None:
+        containers["log_exposure"] = pm.Data("log_exposure", np.log(data.exposure), dims="unit")
+    return containers
+
+
+FUSED_COLUMNS = 8
+"""Up to this many covariates, ``matrix @ coefficients`` is written as a sum of column products."""
+
+
+def _times(matrix, coefficients, columns: int):
+    """``matrix @ coefficients``. With few columns, a sum of elementwise products, which PyTensor fuses with
+    the likelihood's own elementwise work into one loop (a dot product is a separate BLAS call, and without a
+    linked BLAS PyTensor's C backend falls back to a slow one); with many, the dot product."""
+    if columns > FUSED_COLUMNS:
+        return pt.dot(matrix, coefficients)
+    total = matrix[:, 0] * coefficients[0]
+    for k in range(1, columns):
+        total = total + matrix[:, k] * coefficients[k]
+    return total
+
+
+def _slopes(data: GroupedData, d: Mapping[str, pm.Data], priors: Mapping[str, Prior]):
+    """The effect terms every model shares: ``bxy`` per x on the units and ``bzy`` per z on the groups.
+
+    Returns the unit-level part ``x @ bxy`` and the group-level part ``z @ bzy`` (0 without z).
+    """
+    bxy = priors["bxy"].create("bxy", dims="x_var")
+    unit_part = _times(d["x"], bxy, data.n_x)
+    if not data.n_z:
+        return unit_part, 0.0
+    bzy = priors["bzy"].create("bzy", dims="z_var")
+    return unit_part, _times(d["z"], bzy, data.n_z)
+
+
+def _group_intercepts(priors: Mapping[str, Prior]):
+    """Non-centred random intercepts a[g] = abar + tau * e[g], e ~ Normal(0, 1)."""
+    abar = priors["abar"].create("abar")
+    tau = priors["tau"].create("tau")
+    e = pm.Normal("e", mu=0, sigma=1, dims="group")
+    return abar + tau * e
+
+
+def _gather(group_part, d: Mapping[str, pm.Data]):
+    """The group-level part of eta, one value per group, gathered to the units (a scalar stays scalar)."""
+    if getattr(group_part, "ndim", 0) == 0:
+        return group_part
+    return group_part[d["g"]]
+
+
+def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Naive model: ignores the groups, so x absorbs the group confounder."""
+    with pm.Model(coords=_coords(data), check_bounds=False) as model:
+        d = _data_containers(data)
+        a0 = priors["a0"].create("a0")
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome(_gather(a0 + group_part, d) + unit_part, d, priors)
+    return model
+
+
+def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Fixed effects: one free intercept per group (no pooling)."""
+    with pm.Model(coords=_coords(data), check_bounds=False) as model:
+        d = _data_containers(data)
+        a = priors["a"].create("a", dims="group")
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
+    return model
+
+
+def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Multilevel (random intercepts), non-centred; assumes U independent of x."""
+    with pm.Model(coords=_coords(data), check_bounds=False) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
+    return model
+
+
+def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Mundlak: multilevel plus the observed group mean of each x as a proxy for U."""
+    with pm.Model(coords=_coords(data), check_bounds=False) as model:
+        d = _data_containers(data)
+        xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
+        a = _group_intercepts(priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy", dims="x_var")
+        family.outcome((a + group_part + _times(xbar, buy, data.n_x))[d["g"]] + unit_part, d, priors)
+    return model
+
+
+def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means) -> None:
+    """The likelihood of every x given its true group means ``means`` (G, K), through sufficient statistics.
+
+    ``x_ik ~ Normal(means[g, k], sigma_k)`` is, per group, the group mean ``xbar[g, k] ~ Normal(means[g, k],
+    sigma_k / sqrt(n[g]))`` and the within-group sum of squares ``ss[g, k]``, which is sigma_k^2 times a
+    chi-square with n[g] - 1 degrees of freedom; its log-density in sigma_k, ``-(n[g] - 1) log(sigma_k) -
+    ss[g, k] / (2 sigma_k^2)``, is added as a potential (the chi-square's normalising terms do not depend on
+    the parameters, and leaving them out keeps compilation fast). Same posterior, O(G K) cost.
+    """
+    n = pm.Data("n", data.group_sizes.astype(float), dims="group")
+    xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
+    ss = pm.Data("x_ss", data.x_within_ss, dims=("group", "x_var"))
+    sigma = priors["sigma"].create("sigma", dims="x_var")
+    pm.Normal("xbar_obs", mu=means, sigma=sigma / pm.math.sqrt(n)[:, None], observed=xbar,
+              dims=("group", "x_var"))  # fmt: skip
+    pm.Potential("x_spread", pm.math.sum(-(n - 1)[:, None] * pm.math.log(sigma) - ss / (2 * sigma**2)))
+
+
+def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Latent Mundlak: a latent group variable u_k per x explains both x_k and y; bux > 0 fixes its sign.
+
+    The measurement model ``x_ik ~ Normal(ax_k + bux_k u[g, k], sigma_k)`` enters through its sufficient
+    statistics per group (see :func:`_x_measurement`).
+    """
+    with pm.Model(coords=_coords(data), check_bounds=False) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy", dims="x_var")
+        bux = priors["bux"].create("bux", dims="x_var")
+        ax = priors["ax"].create("ax", dims="x_var")
+        # u ~ Normal(0, 1) is sampled through m = ax + bux * u, the true group mean of x, which the data pin
+        # down: centred in m, the posterior has no ridge between ax, bux and u (same model, better mixing).
+        m = pm.Normal("m", mu=ax, sigma=bux, dims=("group", "x_var"))
+        u = pm.Deterministic("u", (m - ax) / bux, dims=("group", "x_var"))
+        _x_measurement(data, priors, m)
+        family.outcome((a + group_part + _times(u, buy, data.n_x))[d["g"]] + unit_part, d, priors)
+    return model
+
+
+def build_latent_shared(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Latent Mundlak with one latent group variable u shared by every x.
+
+    ``x_ik ~ Normal(ax_k + bux_k u[g], sigma_k)`` and ``eta += buy u[g]``: one confounder measured by all
+    the x. The first x fixes u's sign (``bux`` of the first x is positive, the others ``bux_other`` are
+    free in sign); u is sampled through the true group mean of the first x, as in :func:`build_latent`.
+    With one x it is the latent model.
+    """
+    coords = _coords(data) | {"x_other": list(data.x_names[1:])}
+    with pm.Model(coords=coords, check_bounds=False) as model:
+        d = _data_containers(data)
+        a = _group_intercepts(priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        buy = priors["buy"].create("buy")
+        bux_first = priors["bux"].create("bux")
+        ax = priors["ax"].create("ax", dims="x_var")
+        m_first = pm.Normal("m", mu=ax[0], sigma=bux_first, dims="group")
+        u = pm.Deterministic("u", (m_first - ax[0]) / bux_first, dims="group")
+        if data.n_x > 1:
+            bux_other = pm.Normal("bux_other", mu=0, sigma=1, dims="x_other")
+            loadings = pt.concatenate([bux_first[None], bux_other])
+        else:
+            loadings = bux_first[None]
+        _x_measurement(data, priors, ax + u[:, None] * loadings)
+        family.outcome((a + group_part + buy * u)[d["g"]] + unit_part, d, priors)
+    return model
+
+
+_FIXED_BZY = (
+    "z is constant within each group, so under free group intercepts only the prior separates bzy from the"
+    " intercepts: its posterior is mostly prior and its interval is wide."
+)
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "naive",
+            "Naive",
+            "eta = a0 + bxy·x + bzy·z[g]",
+            "Ignores the groups; x carries the group confounder U into bxy.",
+            build_naive,
+            cost=1,
+            target_accept=0.8,
+        ),
+        ModelSpec(
+            "fixed",
+            "Fixed effects",
+            "eta = a[g] + bxy·x + bzy·z[g],  a[g] ~ Normal(0, 10)",
+            "A free intercept per group absorbs U, so bxy is estimated within groups.",
+            build_fixed,
+            {"bzy": _FIXED_BZY},
+            cost=4,
+            # groups whose y is all 0 let their intercept wander into the Normal(0, 10) prior's tail, where
+            # even 0.9 left a divergence now and then
+            target_accept=0.95,
+        ),
+        ModelSpec(
+            "multilevel",
+            "Multilevel",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g],  e[g] ~ Normal(0, 1)",
+            "Partially pooled intercepts assume U is unrelated to x, so bxy stays confounded.",
+            build_multilevel,
+        ),
+        ModelSpec(
+            "mundlak",
+            "Mundlak",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·xbar[g]",
+            "The group mean of x stands in for U, giving within-group bxy with pooled intercepts.",
+            build_mundlak,
+        ),
+        ModelSpec(
+            "latent",
+            "Latent Mundlak",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·u[g],  x ~ Normal(ax + bux·u[g], sigma)",
+            "A latent group variable u, measured through x, stands in for U (bux > 0 fixes its sign).",
+            build_latent,
+            cost=5,
+        ),
+        ModelSpec(
+            "latent_shared",
+            "Latent Mundlak (shared u)",
+            "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·u[g],  x_k ~ Normal(ax_k + bux_k·u[g], sigma_k)",
+            "One latent group variable u, measured by every x, stands in for U (the first x fixes its sign).",
+            build_latent_shared,
+            cost=5,
+        ),
+    )
+}
+"""The registry of strategies, in the seed's order, then the shared-latent variant."""
+DEFAULT_MODELS = ("naive", "fixed", "multilevel", "mundlak", "latent")
+"""The seed's five strategies, fitted unless a user names others."""
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Look a strategy up by name, with a clear error for unknown names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(f"Unknown model {name!r}; choose from: {', '.join(MODELS)}.") from None
+
+
+def build_model(
+    name: str,
+    data: GroupedData,
+    priors: Mapping[str, Prior] | None = None,
+    family: str | Family = "bernoulli",
+) -> pm.Model:
+    """Build the PyMC model of strategy ``name`` for ``data``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``naive``, ``fixed``, ``multilevel``, ``mundlak``, ``latent``, ``latent_shared``.
+    data : GroupedData
+        The data.
+    priors : mapping of str to Prior, optional
+        Priors to override by parameter name.
+    family : str or Family
+        Outcome family: ``bernoulli`` (default), ``poisson`` or ``gaussian``.
+
+    Returns
+    -------
+    pymc.Model
+    """
+    return get_spec(name).build(data, resolve_priors(priors), get_family(family))

@@ -1,0 +1,180 @@
+"""Model checks: group intercepts, posterior predictive checks by group, calibration, prior predictive.
+
+All of them evaluate the fitted model's expected outcome (see
+:class:`groupfx.engines.expected.ExpectedOutcome`) on blocks of units for a subset of draws, so they hold at
+most ``draws x block`` values at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+from groupfx.engines import kernels
+from groupfx.models.priors import DEFAULT_PRIORS
+from groupfx.results.effects import flat_draws, unit_data
+from groupfx.results.fits import Fit
+
+CHECK_DRAWS = 200
+"""Posterior (or prior) draws used by the predictive checks."""
+BLOCK_UNITS = 50_000
+"""Units per block."""
+POISSON_CAP = 1e15
+"""Largest expected count a replicated Poisson draw takes (NumPy refuses much larger ones)."""
+
+
+def _subset(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    everything = flat_draws(fit, names)
+    total = next(iter(everything.values())).shape[0]
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=min(draws, total), replace=False))
+    return {name: values[chosen] for name, values in everything.items()}
+
+
+def _blocks(expected, params: dict[str, np.ndarray], units: dict[str, np.ndarray]):
+    """Yield ``(start, stop, expected outcome (draws, stop - start))`` over blocks of units."""
+    n = units["g"].shape[0]
+    args = [params[name] for name in expected.parameters]
+    for start in range(0, n, BLOCK_UNITS):
+        stop = min(n, start + BLOCK_UNITS)
+        yield start, stop, expected.function(*args, *(units[name][start:stop] for name in expected.data))
+
+
+def _replicate(family: str, mean: np.ndarray, rng: np.random.Generator, units, start, stop, sigma_y):
+    if family == "bernoulli":
+        return (rng.random(mean.shape) < mean).astype(float)
+    if family == "binomial":
+        return rng.binomial(units["trials"][start:stop], mean).astype(float)
+    if family == "poisson":  # a wide prior can put exp(eta) beyond what a Poisson draw takes: cap it there
+        return rng.poisson(np.minimum(np.nan_to_num(mean, posinf=POISSON_CAP), POISSON_CAP)).astype(float)
+    return rng.normal(mean, sigma_y[:, None])
+
+
+def group_intercepts(fit: Fit) -> np.ndarray:
+    """Draws of each group's intercept on the link scale, ``(draws, G)``: eta of a unit with x = 0 (and
+    exposure 1, one trial), so it holds the group's intercept, z and the group-level proxy of U."""
+    expected = fit.expected_outcome
+    data = fit.data
+    units = {
+        "x": np.zeros((data.n_groups, data.n_x)),
+        "g": np.arange(data.n_groups),
+        "trials": np.ones(data.n_groups, dtype=np.int64),
+        "log_exposure": np.zeros(data.n_groups),
+    }
+    params = flat_draws(fit, expected.parameters)
+    mean = expected.function(*(params[n] for n in expected.parameters), *(units[n] for n in expected.data))
+    if fit.family in ("bernoulli", "binomial"):
+        return np.log(mean) - np.log1p(-mean)
+    return np.log(mean) if fit.family == "poisson" else mean
+
+
+@dataclass(frozen=True)
+class PredictiveCheck:
+    """Observed against replicated data for one fit.
+
+    Attributes
+    ----------
+    observed : numpy.ndarray
+        Mean of y per group, ``(G,)`` (the share of y = 1 for a binary y).
+    replicated : numpy.ndarray
+        The same statistic in each replicated data set, ``(draws, G)``.
+    calibration : pandas.DataFrame
+        Ten bins of units by their posterior mean expected outcome: ``predicted`` (mean within the bin)
+        and ``observed`` (mean y within the bin), with the bin's ``units``.
+    """
+
+    observed: np.ndarray
+    replicated: np.ndarray
+    calibration: pd.DataFrame
+
+    @property
+    def outside(self) -> float:
+        """Share of groups whose observed statistic falls outside the central 94% of the replicated ones."""
+        low, high = np.quantile(self.replicated, [0.03, 0.97], axis=0)
+        return float(np.mean((self.observed < low) | (self.observed > high)))
+
+
+def posterior_predictive_check(
+    fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0, bins: int = 10
+) -> PredictiveCheck:
+    """Replicate y from the posterior and compare its mean per group, and the calibration, with the data."""
+    data = fit.data
+    expected = fit.expected_outcome
+    names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
+    params = _subset(fit, names, draws, seed)
+    sigma_y = params.get("sigma_y")
+    units = unit_data(fit)
+    rng = np.random.default_rng(seed)
+    sums = np.zeros((len(next(iter(params.values()))), data.n_groups))
+    mean_prediction = np.empty(data.n_units)
+    for start, stop, mean in _blocks(expected, params, units):
+        replicated = _replicate(fit.family, mean, rng, units, start, stop, sigma_y)
+        codes = units["g"][start:stop]
+        for row in range(sums.shape[0]):
+            sums[row] += np.bincount(codes, weights=replicated[row], minlength=data.n_groups)
+        mean_prediction[start:stop] = mean.mean(axis=0)
+    y = np.asarray(data.y, dtype=float)
+    sizes = data.group_sizes
+    observed = np.bincount(data.group, weights=y, minlength=data.n_groups) / sizes
+    edges = np.unique(np.quantile(mean_prediction, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, mean_prediction, side="right") - 1, 0, max(len(edges) - 2, 0))
+    frame = pd.DataFrame({"bin": which, "predicted": mean_prediction, "observed": y})
+    calibration = frame.groupby("bin").agg(predicted=("predicted", "mean"), observed=("observed", "mean"),
+                                           units=("observed", "size")).reset_index(drop=True)  # fmt: skip
+    return PredictiveCheck(observed, sums / sizes, calibration)
+
+
+def _default_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Draws of ``names`` from the default priors with NumPy, shaped as ``pm.draw`` gives them.
+
+    For the models the fused kernels serve: each parameter's prior is its :data:`DEFAULT_PRIORS` entry
+    (Normal or Exponential), ``e`` is standard normal, and so is the latent ``u`` (``m ~ Normal(ax, bux)``
+    makes ``(m - ax) / bux`` standard normal whatever ``ax`` and ``bux``).
+    """
+    data, rng = fit.data, np.random.default_rng(seed)
+    shapes = {"a": (data.n_groups,), "e": (data.n_groups,), "u": (data.n_groups, data.n_x),
+              "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,)}  # fmt: skip
+    values = {}
+    for name in names:
+        size = (draws, *shapes.get(name, ()))
+        prior = DEFAULT_PRIORS.get(name)
+        if prior is None:  # e and u
+            values[name] = rng.standard_normal(size)
+        elif prior.distribution == "Normal":
+            values[name] = rng.normal(prior.parameters["mu"], prior.parameters["sigma"], size)
+        elif prior.distribution == "Exponential":
+            values[name] = rng.exponential(1 / prior.parameters["lam"], size)
+        else:  # a default prior of another kind would need its own line here
+            raise ValueError(f"no NumPy draw for the default prior of {name!r} ({prior.distribution})")
+    return values
+
+
+def prior_parameter_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """``draws`` draws of the parameters ``names`` from the fit's priors, ``(draws, ...)`` each.
+
+    With NumPy where the fused kernels serve the model (the default priors), else with ``pm.draw`` from
+    the PyMC model (which compiles its forward sampler).
+    """
+    if kernels.supported(fit.model, fit.family, fit.priors, fit.data):
+        return _default_prior_draws(fit, names, draws, seed)
+    model = fit.pymc_model()
+    values = pm.draw([model[name] for name in names], draws=draws, random_seed=seed)
+    return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
+
+
+def prior_predictive_means(fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0) -> np.ndarray:
+    """Mean of y in each of ``draws`` data sets replicated from the prior, ``(draws,)``.
+
+    The parameters are drawn from the model's priors alone (no per-unit draws), then y block by block.
+    """
+    expected = fit.expected_outcome
+    names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
+    params = prior_parameter_draws(fit, names, draws, seed)
+    units = unit_data(fit)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for start, stop, mean in _blocks(expected, params, units):
+        total += _replicate(fit.family, mean, rng, units, start, stop, params.get("sigma_y")).sum(axis=1)
+    return total / fit.data.n_units

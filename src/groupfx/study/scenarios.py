@@ -1,0 +1,224 @@
+"""Scenarios of a recovery study: the seed's causal graph with its settings varied, simulated in bulk.
+
+Each replicate is drawn from the seed study's graph, generalised::
+
+    U_g ~ Normal(0, u_sd)        Z_g ~ Normal(0, 1)        X_i ~ Normal(ux * U_g[i], 1)
+    eta_i = a0 + bxy X_i + U_g[i] + bzy Z_g[i]
+    Y_i ~ Bernoulli(invlogit(eta_i)) | Poisson(exp(eta_i)) | Normal(eta_i, sigma_y)
+
+``ux`` is how strongly U drives x: 1 in the seed, 0 for no confounding (U still drives y, so the groups
+still differ, but x tells nothing about them). Group sizes are ``equal`` (as equal as the counts allow)
+or ``random`` (every group gets one unit, the rest fall uniformly at random, as in the seed). A replicate's
+data depend only on the study seed, the scenario's name and the replicate number, so any replicate can be
+redrawn alone, in any process, bit for bit.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from groupfx.data.grouped import GroupedData
+from groupfx.errors import InputError
+from groupfx.models.families import FAMILIES
+
+SIZES = ("equal", "random")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One setting of the simulated study.
+
+    Parameters
+    ----------
+    name : str
+        Short name used in tables, figures and file names (letters, digits, ``-`` and ``_``).
+    n_groups, n_units : int
+        Groups and units in all.
+    sizes : str
+        ``equal`` or ``random`` group sizes.
+    a0, bxy, bzy : float
+        The truth: intercept, effect of x, effect of z (on the family's link scale).
+    u_sd : float
+        Standard deviation of the group confounder U.
+    ux : float
+        Effect of U on x (0: x is not confounded).
+    family : str
+        ``bernoulli``, ``poisson`` or ``gaussian``.
+    sigma_y : float
+        Noise of the Gaussian family.
+    description : str
+        What the scenario teaches, for the report.
+    """
+
+    name: str
+    n_groups: int = 30
+    n_units: int = 2000
+    sizes: str = "random"
+    a0: float = -2.0
+    bxy: float = 0.0
+    bzy: float = 1.0
+    u_sd: float = 1.5
+    ux: float = 1.0
+    family: str = "bernoulli"
+    sigma_y: float = 1.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"Scenario {self.name!r}"
+        if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
+            raise InputError(f"Scenario name {self.name!r} must be letters, digits, '-' or '_'.")
+        for name, minimum in (("n_groups", 2), ("n_units", 2)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise InputError(f"{where}: {name} must be an integer >= {minimum} (got {value!r}).")
+        if self.n_units < self.n_groups:
+            raise InputError(
+                f"{where}: n_units ({self.n_units}) must be at least n_groups ({self.n_groups})."
+            )
+        if self.sizes not in SIZES:
+            raise InputError(f"{where}: sizes must be one of {', '.join(SIZES)} (got {self.sizes!r}).")
+        if self.family not in FAMILIES or self.family == "binomial":
+            raise InputError(f"{where}: family must be bernoulli, poisson or gaussian (got {self.family!r}).")
+        for name in ("a0", "bxy", "bzy", "u_sd", "ux", "sigma_y"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                raise InputError(f"{where}: {name} must be a finite number (got {value!r}).")
+        if self.u_sd < 0 or self.sigma_y <= 0:
+            raise InputError(f"{where}: u_sd must be >= 0 and sigma_y > 0.")
+
+    @property
+    def truth(self) -> dict[str, float]:
+        """True effects by parameter name."""
+        return {"bxy": float(self.bxy), "bzy": float(self.bzy)}
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings as plain values."""
+        return asdict(self)
+
+
+DEFAULT_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("seed", description="The seed study: 30 groups, 2000 units, U drives x and y, bxy = 0."),
+    Scenario(
+        "few-units",
+        n_groups=200,
+        n_units=1000,
+        sizes="equal",
+        bxy=1.0,
+        description="Five units a group: free intercepts are estimated from five units each (incidental"
+        " parameters), and the observed group mean of x is a noisy proxy for U.",
+    ),
+    Scenario(
+        "few-groups",
+        n_groups=6,
+        n_units=600,
+        sizes="equal",
+        bxy=0.5,
+        description="Six groups: little to pool, so tau and the group-level terms are weakly informed.",
+    ),
+    Scenario(
+        "no-confounding",
+        ux=0.0,
+        description="The seed's setting but U does not drive x: every model is unbiased, and partial"
+        " pooling (multilevel) should give the narrowest honest intervals.",
+    ),
+)
+"""The default grid: the seed's setting and three that each break one of its conditions."""
+
+
+def load_scenarios(path: str | Path) -> tuple[Scenario, ...]:
+    """Read a grid of scenarios from a TOML file: one ``[[scenario]]`` table each.
+
+    Example::
+
+        [[scenario]]
+        name = "seed"
+
+        [[scenario]]
+        name = "small-groups"
+        n_groups = 100
+        n_units = 500
+        sizes = "equal"
+        bxy = 1.0
+
+    Fields left out take the seed's values (see :class:`Scenario`).
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not TOML, a field is unknown or invalid, or two scenarios share a name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Scenario file {path} does not exist; give a TOML file of [[scenario]] tables.")
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8")).get("scenario")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"Scenario file {path} is not valid TOML: {error}.") from None
+    if not isinstance(tables, list) or not tables:
+        raise InputError(f"Scenario file {path} has no [[scenario]] tables; add one per scenario.")
+    known = {f.name for f in fields(Scenario)}
+    scenarios = []
+    for position, table in enumerate(tables, start=1):
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise InputError(
+                f"Scenario {position} in {path} has an unknown field {unknown[0]!r};"
+                f" fields: {', '.join(sorted(known))}."
+            )
+        if "name" not in table:
+            raise InputError(f'Scenario {position} in {path} has no name; add name = "...".')
+        scenarios.append(Scenario(**table))
+    names = [s.name for s in scenarios]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"Scenario name {repeated[0]!r} is used twice in {path}; give each its own name.")
+    return tuple(scenarios)
+
+
+def replicate_seed(seed: int, scenario: str, replicate: int) -> np.random.SeedSequence:
+    """The seed of one replicate's data: a function of the study seed, scenario name and replicate only."""
+    key = int.from_bytes(scenario.encode(), "little") % (2**63)
+    return np.random.SeedSequence([seed, key, replicate])
+
+
+def group_assignment(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """Group code of each unit: every group non-empty, equal or random sizes."""
+    g, n = scenario.n_groups, scenario.n_units
+    if scenario.sizes == "equal":
+        return np.sort(np.arange(n) % g)
+    return np.sort(np.concatenate([np.arange(g), rng.integers(0, g, size=n - g)]))
+
+
+def simulate_replicate(scenario: Scenario, seed: int, replicate: int) -> tuple[GroupedData, np.ndarray]:
+    """Draw one replicate of ``scenario``.
+
+    Returns
+    -------
+    GroupedData, numpy.ndarray
+        The data (groups labelled ``0 .. G-1``, x named ``x``, z named ``z``) and the confounder U per group.
+    """
+    rng = np.random.default_rng(replicate_seed(seed, scenario.name, replicate))
+    group = group_assignment(scenario, rng)
+    u = rng.normal(0.0, scenario.u_sd, scenario.n_groups)
+    z = rng.normal(0.0, 1.0, scenario.n_groups)
+    x = rng.normal(scenario.ux * u[group], 1.0)
+    eta = scenario.a0 + scenario.bxy * x + u[group] + scenario.bzy * z[group]
+    if scenario.family == "bernoulli":
+        y = (rng.random(eta.size) < 1 / (1 + np.exp(-eta))).astype(np.int64)
+    elif scenario.family == "poisson":
+        y = rng.poisson(np.exp(eta)).astype(np.int64)
+    else:
+        y = rng.normal(eta, scenario.sigma_y)
+    data = GroupedData(
+        y=y,
+        x=x,
+        group=group,
+        z=z,
+        group_labels=np.arange(scenario.n_groups),
+        names={"y": "y", "group": "group"},
+    )
+    return data, u
