@@ -24,16 +24,11 @@ from groupfx.demo import run_demo
 from groupfx.errors import InputError
 from groupfx.util.files import MARKER, claim_output_folder, write_marker
 
-SRC = Path(groupfx.__file__).resolve().parents[1]
+from ..user_runs import assert_refused, snapshot, user_env
+
 DEMO = ["--units", "240", "--groups", "6", "--draws", "60", "--tune", "60", "--chains", "2"]
-TWO_MODELS = ["--models", "naive,fixed"]  # a successful run needs two models for the LOO comparison
+ONE_MODEL = ["--models", "naive"]  # the cheapest whole report
 COLUMNS = ["--y", "y", "--x", "x", "--group", "group", "--z", "z"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 def command(*args: str) -> list[str]:
@@ -41,27 +36,7 @@ def command(*args: str) -> list[str]:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), capture_output=True, text=True, timeout=600, env=_env())
-
-
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every entry under ``folder`` (hidden ones too): file bytes, or None for a folder."""
-    return {
-        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-    }
-
-
-def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, one line on stderr starting ``groupfx: error:``, no traceback, nothing on stdout."""
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert len(lines) == 1, result.stderr  # one line: no progress display was started, nothing was fitted
-    assert lines[0].startswith("groupfx: error: ") and "Traceback" not in result.stderr
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0]
-    return lines[0]
+    return subprocess.run(command(*args), capture_output=True, text=True, timeout=600, env=user_env())
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +51,7 @@ def table(tmp_path_factory) -> Path:
 def finished_report(tmp_path_factory) -> Path:
     """A report folder written by a real ``groupfx demo`` run."""
     out = tmp_path_factory.mktemp("finished") / "report"
-    result = run("demo", "--out", str(out), *DEMO, *TWO_MODELS)
+    result = run("demo", "--out", str(out), *DEMO, *ONE_MODEL)
     assert result.returncode == 0, result.stderr[-3000:]
     marker = json.loads((out / MARKER).read_text())
     assert (
@@ -253,8 +228,8 @@ def test_a_rerun_replaces_a_report_and_removes_what_a_killed_run_left(finished_r
     out = tmp_path / "out"
     shutil.copytree(finished_report, out)
     (out / "old.txt").write_text("from the first run")
-    killed = subprocess.Popen(command("demo", "--out", str(out), *DEMO, *TWO_MODELS, "--seed", "7"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+    killed = subprocess.Popen(command("demo", "--out", str(out), *DEMO, *ONE_MODEL, "--seed", "7"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=user_env(),
                               start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
     while not _stale_temporaries(tmp_path, "out") and killed.poll() is None and time.monotonic() < deadline:
@@ -270,7 +245,7 @@ def test_a_rerun_replaces_a_report_and_removes_what_a_killed_run_left(finished_r
     unmarked.mkdir()
     (unmarked / "notes.txt").write_text("mine")
 
-    result = run("demo", "--out", str(out), *DEMO, *TWO_MODELS, "--seed", "7")  # ... nor keeps it locked
+    result = run("demo", "--out", str(out), *DEMO, *ONE_MODEL, "--seed", "7")  # ... nor keeps it locked
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mine.tmp", "out"]
     assert (unmarked / "notes.txt").read_text() == "mine"

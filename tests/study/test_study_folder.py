@@ -23,7 +23,8 @@ from groupfx.study.scenarios import Scenario
 from groupfx.study.tasks import StudySettings
 from groupfx.util.files import MARKER, claim_output_folder, write_marker
 
-SRC = Path(groupfx.__file__).resolve().parents[1]
+from ..user_runs import assert_refused, snapshot, user_env
+
 GRID = '[[scenario]]\nname = "tiny"\nn_groups = 6\nn_units = 120\n'
 TINY = [
     "--replicates",
@@ -42,8 +43,7 @@ TINY = [
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full = dict(os.environ) | (env or {})
-    full["PYTHONPATH"] = os.pathsep.join([str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])
+    full = user_env(env)
     return subprocess.run(
         [sys.executable, "-m", "groupfx.cli", "study", *args],
         capture_output=True,
@@ -58,25 +58,6 @@ def study(
 ) -> subprocess.CompletedProcess:
     """``groupfx study`` with the tiny settings; ``extra`` comes last, so its options win."""
     return run("--scenarios", str(grid), "--out", str(out), *TINY, *extra, env=env)
-
-
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every entry under ``folder`` (hidden ones too): file bytes, or None for a folder."""
-    return {
-        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-    }
-
-
-def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit 2, one line on stderr starting ``groupfx: error:``, no traceback, no progress display."""
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert len(lines) == 1 and lines[0].startswith("groupfx: error: "), result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture()
