@@ -1,4 +1,5 @@
-"""Fit the strategies: build, compile once, sample with nutpie, LOO, diagnostics."""
+"""Fit the strategies: the engine :func:`~groupfx.inference.engine.choose_engine` picks compiles once,
+samples and scores by LOO; then the diagnostics, and a :class:`Fit` per model."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ import xarray as xr
 
 from groupfx.data.grouped import GroupedData
 from groupfx.data.simulate import SimulatedData
-from groupfx.engines import kernels, native
 from groupfx.engines.diagnostics import find_issues, pareto_k_issues, warn_issues
-from groupfx.engines.sampling import SamplerSettings, compile_model, draw_samples, model_seed
+from groupfx.engines.sampling import SamplerSettings, model_seed
 from groupfx.errors import InputError, SamplingError
-from groupfx.loo import fused as fused_loo
-from groupfx.loo.loglik import loo
-from groupfx.models.builders import DEFAULT_MODELS, build_model, get_spec
-from groupfx.models.families import OUTCOME, get_family
+from groupfx.inference.engine import choose_engine
+from groupfx.models.builders import DEFAULT_MODELS, get_spec
+from groupfx.models.families import OUTCOME
 from groupfx.models.priors import Prior, resolve_priors
 from groupfx.results.fits import Fit, Fits
 from groupfx.util.workers import default_workers, run_fits
@@ -113,27 +112,14 @@ def fit(
 
     start = time.perf_counter()
     report(spec.label, "compiling")
-    family = get_family(family).name
-    pymc_model = build_model(spec.name, grouped, priors, family)
-    fused = None
-    if kernels.supported(spec.name, family, priors, grouped):  # its LOO too, whatever the backend
-        fused = kernels.FusedModel(spec.name, grouped, family, settings.precision)
-    if settings.precision != "float64" and (fused is None or settings.backend != "numba"):
-        raise InputError(
-            f"{spec.label}: precision={settings.precision!r} needs the fused kernel, which serves the five"
-            " models with the default priors on the numba backend; this model, these priors or the"
-            f" {settings.backend} backend run in float64 (drop the option)."
-        )
-    if fused is not None and settings.backend == "numba":  # a fused kernel, cached on disk: no compile
-        compiled = native.compile_native(fused)
-    else:
-        compiled = compile_model(pymc_model, settings.backend)
+    engine = choose_engine(spec.name, grouped, family, priors, settings).compile()
+    family = engine.family
     timings["compile"] = time.perf_counter() - start
 
     start = time.perf_counter()
     report(spec.label, "sampling")
     try:
-        idata = draw_samples(compiled, settings, seed, spec.target_accept)
+        idata = engine.sample(settings, seed, spec.target_accept)
     except RuntimeError as error:
         reason = " ".join(str(error).split())
         raise SamplingError(
@@ -144,7 +130,7 @@ def fit(
 
     start = time.perf_counter()
     report(spec.label, "computing LOO")
-    elpd = loo(pymc_model, idata) if fused is None else fused_loo.loo(fused, idata.posterior)
+    elpd = engine.loo(idata)
     transformed = [name for name in idata.posterior.data_vars if str(name).endswith("__")]
     idata = az.InferenceData(
         posterior=idata.posterior.drop_vars(transformed),

@@ -104,7 +104,7 @@ def test_the_fused_kernel_samples_the_same_posterior_as_the_pymc_graph(sim, kern
     assert_same_posterior(kernel_fit.idata, through_pymc)
     # the reference went through the kernel: fitting it again never compiles the PyMC graph
     monkeypatch.setattr(
-        "groupfx.fitting.compile_model", lambda *a: pytest.fail("the PyMC graph was compiled")
+        "groupfx.inference.engine.compile_model", lambda *a: pytest.fail("the PyMC graph was compiled")
     )
     groupfx.fit(sim, "mundlak", warn=False, draws=60, tune=60, chains=2)
     graph_only = {name for name in through_pymc.posterior.data_vars if not str(name).endswith("__")}

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-from groupfx.engines import kernels
 from groupfx.models.priors import DEFAULT_PRIORS
 from groupfx.results.effects import flat_draws, unit_data
 from groupfx.results.fits import Fit
@@ -157,7 +156,7 @@ def prior_parameter_draws(fit: Fit, names: list[str], draws: int, seed: int) -> 
     With NumPy where the fused kernels serve the model (the default priors), else with ``pm.draw`` from
     the PyMC model (which compiles its forward sampler).
     """
-    if kernels.supported(fit.model, fit.family, fit.priors, fit.data):
+    if fit.engine().closed_form:  # the fused kernel's model: the default priors, drawn with NumPy
         return _default_prior_draws(fit, names, draws, seed)
     model = fit.pymc_model()
     values = pm.draw([model[name] for name in names], draws=draws, random_seed=seed)

@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data.grouped import GroupedData
-from groupfx.engines import kernels
 from groupfx.engines.diagnostics import DiagnosticIssue, parameter_diagnostics
-from groupfx.engines.expected import ExpectedOutcome
 from groupfx.engines.sampling import SamplerSettings
 from groupfx.errors import InputError
+from groupfx.inference.engine import Engine, choose_engine
 from groupfx.models.builders import ModelSpec, build_model, get_spec
 from groupfx.models.priors import Prior
 from groupfx.util.files import atomic_path
@@ -124,13 +123,16 @@ class Fit:
         """Rebuild the PyMC model (for its graph or further computation)."""
         return build_model(self.model, self.data, self.priors, self.family)
 
+    def engine(self) -> Engine:
+        """The engine :func:`~groupfx.inference.engine.choose_engine` picks for this fit (not compiled)."""
+        return choose_engine(self.model, self.data, self.family, self.priors, self.settings)
+
     @cached_property
     def expected_outcome(self):
-        """The expected outcome over draws (:class:`~groupfx.engines.expected.ExpectedOutcome`), made once: in
-        closed form where the fused kernels serve the model, else compiled from the PyMC model."""
-        if kernels.supported(self.model, self.family, self.priors, self.data):
-            return ExpectedOutcome.closed_form(self.model, self.data, self.family)
-        return ExpectedOutcome.of(self.pymc_model())
+        """The expected outcome over draws (:class:`~groupfx.engines.expected.ExpectedOutcome`), made once by
+        the fit's engine: in closed form where the fused kernel expresses the model, else compiled from the
+        PyMC model."""
+        return self.engine().expected_outcome()
 
     def summary(self, var_names: Sequence[str] | None = None, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior mean, sd, HDI, R-hat and ESS of the summary parameters (or ``var_names``).
@@ -139,33 +141,7 @@ class Fit:
         by ``parameter``.
         """
         names = list(var_names) if var_names is not None else scalar_parameters(self.idata)
-        posterior = self.idata.posterior[names]
-        hdi = az.hdi(posterior, hdi_prob=hdi_prob)
-        diag = parameter_diagnostics(self.idata, names)
-        rows = []
-        for name in names:
-            draws = posterior[name]
-            dims = [d for d in draws.dims if d not in ("chain", "draw")]
-            terms = [""] if not dims else [str(t) for t in draws[dims[0]].to_numpy()]
-            for position, term in enumerate(terms):
-                selection = {dims[0]: position} if dims else {}
-                values = draws.isel(selection).to_numpy().ravel()
-                interval = hdi[name].isel(selection)
-                label = f"{name}[{term}]" if dims else name
-                rows.append(
-                    {
-                        "parameter": name,
-                        "term": term,
-                        "mean": float(values.mean()),
-                        "sd": float(values.std(ddof=1)),
-                        "hdi_low": float(interval.sel(hdi="lower")),
-                        "hdi_high": float(interval.sel(hdi="higher")),
-                        "r_hat": float(diag.loc[label, "r_hat"]),
-                        "ess_bulk": float(diag.loc[label, "ess_bulk"]),
-                        "ess_tail": float(diag.loc[label, "ess_tail"]),
-                    }
-                )
-        return pd.DataFrame(rows).set_index("parameter")
+        return summary_table(self.idata, names, hdi_prob)
 
     def __getstate__(self) -> dict:
         # the expected outcome is a compiled function made on demand: rebuilt after unpickling, not sent
@@ -290,6 +266,42 @@ def as_fit_list(fits: Fit | Mapping[str, Fit] | Sequence[Fit], what: str = "this
             f"{what} takes fits made by groupfx.fit or fit_all (got a {strangers[0]} among them)."
         )
     return items
+
+
+def summary_table(idata: az.InferenceData, names: Sequence[str], hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Posterior mean, sd, HDI, R-hat and ESS of the parameters ``names`` of ``idata``.
+
+    One row per parameter and covariate (``term``: the x or z it belongs to, empty for scalars), indexed by
+    ``parameter``: :meth:`Fit.summary`'s table, and the study's rows per effect.
+    """
+    names = list(names)
+    posterior = idata.posterior[names]
+    hdi = az.hdi(posterior, hdi_prob=hdi_prob)
+    diag = parameter_diagnostics(idata, names)
+    rows = []
+    for name in names:
+        draws = posterior[name]
+        dims = [d for d in draws.dims if d not in ("chain", "draw")]
+        terms = [""] if not dims else [str(t) for t in draws[dims[0]].to_numpy()]
+        for position, term in enumerate(terms):
+            selection = {dims[0]: position} if dims else {}
+            values = draws.isel(selection).to_numpy().ravel()
+            interval = hdi[name].isel(selection)
+            label = f"{name}[{term}]" if dims else name
+            rows.append(
+                {
+                    "parameter": name,
+                    "term": term,
+                    "mean": float(values.mean()),
+                    "sd": float(values.std(ddof=1)),
+                    "hdi_low": float(interval.sel(hdi="lower")),
+                    "hdi_high": float(interval.sel(hdi="higher")),
+                    "r_hat": float(diag.loc[label, "r_hat"]),
+                    "ess_bulk": float(diag.loc[label, "ess_bulk"]),
+                    "ess_tail": float(diag.loc[label, "ess_tail"]),
+                }
+            )
+    return pd.DataFrame(rows).set_index("parameter")
 
 
 def scalar_parameters(idata: az.InferenceData) -> list[str]:

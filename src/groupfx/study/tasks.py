@@ -1,13 +1,15 @@
 """Recovery study: replicates x scenarios x models, each model compiled once per worker.
 
 A task is one model fitted to one replicate of one scenario. A worker process keeps, per scenario and model,
-the PyMC model, its nutpie compilation and its compiled pointwise log-likelihood; every further replicate of
-that scenario only swaps the data in (``compiled.with_data``, ``pm.set_data``), so a study of 100 replicates
-compiles each model once per worker instead of 100 times. The Bernoulli models with default priors need no
-nutpie compilation at all: they sample through the fused kernels of :mod:`~groupfx.engines.kernels` (cached on
-disk), given each replicate's data. Every fit samples its chains on one core (the workers are the parallelism)
-and is seeded from the study seed, the scenario, the replicate and the model only, so results are bit for bit
-the same whatever the number of workers or where they run.
+the engine :func:`~groupfx.inference.engine.choose_engine` picks, compiled once (for the PyMC graph: the
+model, its nutpie compilation and its pointwise log-likelihood); every further replicate of that scenario only
+swaps the data in (:meth:`Engine.with_data <groupfx.inference.engine.Engine.with_data>`), so a study of 100
+replicates compiles each model once per worker instead of 100 times. The models with default priors need no
+compilation at all: they sample through the fused kernels (cached on disk), given each replicate's data. The
+engine is the one :func:`groupfx.fit` uses, and the rows per effect are
+:func:`~groupfx.results.fits.summary_table`'s, as a fit's summary is. Every fit samples its chains on one core
+(the workers are the parallelism) and is seeded from the study seed, the scenario, the replicate and the model
+only, so results are bit for bit the same whatever the number of workers or where they run.
 
 The results of a task are one row per effect (``bxy``, ``bzy``): estimate, interval, coverage,
 diagnostics, elpd_loo, and the seconds spent sampling, compiling (on the task that compiled) and in all.
@@ -23,19 +25,16 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import arviz as az
 import numpy as np
 import pandas as pd
-import pymc as pm
 
-from groupfx.engines import kernels, native
-from groupfx.engines.sampling import SamplerSettings, compile_model, draw_samples
+from groupfx.data.grouped import GroupedData
+from groupfx.engines.sampling import SamplerSettings
 from groupfx.errors import InputError
-from groupfx.loo import fused as fused_loo
-from groupfx.loo.loglik import loo, pointwise_loglik_function
-from groupfx.models.builders import DEFAULT_MODELS, build_model, data_names, data_values, get_spec
+from groupfx.inference.engine import Engine, choose_engine
+from groupfx.models.builders import DEFAULT_MODELS, get_spec
 from groupfx.models.priors import resolve_priors
-from groupfx.results.fits import EFFECTS, HDI_PROB
+from groupfx.results.fits import EFFECTS, summary_table
 from groupfx.study.scenarios import Scenario, simulate_replicate
 
 MAX_DIVERGENT_SHARE = 0.05
@@ -141,40 +140,30 @@ def make_tasks(scenarios: Sequence[Scenario], settings: StudySettings) -> list[T
     ]
 
 
-@dataclass
-class _Compiled:
-    model: pm.Model
-    compiled: object
-    loglik: tuple
-    names: list[str]
-    seconds: float
-
-
-_cache: dict[tuple, _Compiled] = {}
+_cache: dict[tuple, Engine] = {}
 _lock = threading.Lock()  # PyTensor compilation is not thread-safe (Dask workers may run threads)
 compile_count = 0
 """Models compiled in this process (read by tests and benchmarks)."""
 
 
-def _compiled(task: Task, data) -> _Compiled:
-    """The compiled model of the task's scenario and model: from this process's cache, or compiled now
-    (then its ``seconds`` are the compile time; 0 for a cached one)."""
+def _engine(task: Task, data: GroupedData) -> tuple[Engine, float]:
+    """The engine of the task's scenario and model on ``data``, and the seconds spent compiling it: compiled
+    now on the first task of its kind in this process (then kept), else the kept one with ``data`` swapped
+    in (0 seconds)."""
     global compile_count
     scenario = task.scenario
     key = (scenario.name, scenario.n_groups, scenario.n_units, scenario.family, task.model)
     with _lock:
-        if key in _cache:
-            entry = _cache[key]
-            return _Compiled(entry.model, entry.compiled, entry.loglik, entry.names, 0.0)
-        start = time.perf_counter()
-        model = build_model(task.model, data, family=scenario.family)
-        fused = kernels.supported(task.model, scenario.family, resolve_priors(), data)
-        compiled = None if fused else compile_model(model)  # a fused kernel needs no compilation
-        function = None if fused else pointwise_loglik_function(model)  # fused: LOO in numba
-        entry = _Compiled(model, compiled, function, data_names(model), time.perf_counter() - start)
-        _cache[key] = entry
-        compile_count += 1
-        return entry
+        seconds = 0.0
+        if key not in _cache:
+            start = time.perf_counter()
+            settings = task.settings.sampler(task.seed)
+            _cache[key] = choose_engine(
+                task.model, data, scenario.family, resolve_priors(), settings
+            ).compile()
+            seconds = time.perf_counter() - start
+            compile_count += 1
+        return _cache[key].with_data(data), seconds
 
 
 def run_task(task: Task) -> pd.DataFrame:
@@ -184,53 +173,38 @@ def run_task(task: Task) -> pd.DataFrame:
     task_start = time.perf_counter()
     try:
         data, _ = simulate_replicate(scenario, task.settings.seed, task.replicate)
-        entry = _compiled(task, data)
-        values = {name: value for name, value in data_values(data).items() if name in entry.names}
-        fused = None
-        if entry.compiled is None:
-            fused = kernels.FusedModel(task.model, data, task.scenario.family)
-            compiled = native.compile_native(fused)
-        else:
-            compiled = entry.compiled.with_data(**values)
+        engine, compile_s = _engine(task, data)
         start = time.perf_counter()
-        idata = draw_samples(compiled, task.settings.sampler(task.seed), task.seed, spec.target_accept)
+        idata = engine.sample(task.settings.sampler(task.seed), task.seed, spec.target_accept)
         sample_s = time.perf_counter() - start
-        if fused is not None:
-            elpd = float(fused_loo.loo(fused, idata.posterior).elpd_loo)
-        else:
-            with _lock:  # the model's data containers are shared by the threads of one process
-                pm.set_data(values, model=entry.loglik[2])  # the copy the log-likelihood reads
-                elpd = float(loo(entry.model, idata, function=entry.loglik).elpd_loo)
+        elpd = float(engine.loo(idata).elpd_loo)
         divergences = int(idata.sample_stats["diverging"].sum())
         status, reason = "ok", ""
         share = divergences / (task.settings.draws * task.settings.chains)
         if share > MAX_DIVERGENT_SHARE:
             status, reason = "failed", f"{divergences} divergent draws ({share:.0%})"
-        posterior = idata.posterior
-        hdi = az.hdi(posterior[list(EFFECTS)], hdi_prob=HDI_PROB)
-        summary = az.summary(posterior, var_names=list(EFFECTS), kind="diagnostics", round_to="none")
+        summary = summary_table(idata, list(EFFECTS))
         rows = []
         for parameter in EFFECTS:
-            draws = posterior[parameter].to_numpy().ravel()
-            low, high = (float(v) for v in hdi[parameter].to_numpy().ravel())
-            label = next(i for i in summary.index if i.startswith(parameter))
+            effect = summary.loc[[parameter]].iloc[0]  # the first covariate's (one x and one z here)
+            low, high = float(effect["hdi_low"]), float(effect["hdi_high"])
             truth = scenario.truth[parameter]
             rows.append(
                 base
                 | {
                     "parameter": parameter,
                     "truth": truth,
-                    "mean": float(draws.mean()),
-                    "sd": float(draws.std(ddof=1)),
+                    "mean": float(effect["mean"]),
+                    "sd": float(effect["sd"]),
                     "hdi_low": low,
                     "hdi_high": high,
                     "covers": bool(low <= truth <= high),
-                    "r_hat": float(summary.loc[label, "r_hat"]),
-                    "ess_bulk": float(summary.loc[label, "ess_bulk"]),
+                    "r_hat": float(effect["r_hat"]),
+                    "ess_bulk": float(effect["ess_bulk"]),
                     "divergences": divergences,
                     "elpd_loo": elpd,
                     "sample_s": sample_s,
-                    "compile_s": entry.seconds,
+                    "compile_s": compile_s,
                     "task_s": time.perf_counter() - task_start,
                     "status": status,
                     "reason": reason,
