@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from groupfx.errors import GroupfxError, InputError
+from groupfx.models.families import FAMILIES
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--priors", type=Path, default=None, help="TOML file of priors by parameter name")
     fit.add_argument(
         "--family",
-        choices=["bernoulli", "binomial", "poisson", "gaussian"],
+        choices=list(FAMILIES),
         default="bernoulli",
         help="outcome family: bernoulli (0/1, logit), binomial (successes of --trials, logit), poisson"
         " (counts, log), gaussian (identity)",

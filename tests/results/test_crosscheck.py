@@ -221,7 +221,7 @@ def test_convergence_warning_gives_nan_rows_with_note(monkeypatch):
         warnings.warn("Maximum Likelihood optimization failed to converge.", ConvergenceWarning, stacklevel=2)
         return np.array([0.1]), np.array([0.2])
 
-    monkeypatch.setitem(crosscheck._FITTERS, "poisson", not_converging)
+    monkeypatch.setitem(crosscheck._FITTERS, "conditional_poisson", not_converging)
     d = simulate("poisson", n_groups=20, n_units=10, k=1, seed=18)
     table = strict_call(d["y"], d["x"], d["group"], ["x1"], "poisson")
     assert np.isnan(table["estimate"].iloc[0])

@@ -18,7 +18,7 @@ import pandas as pd
 
 from groupfx.data.formula import parse_formula
 from groupfx.data.grouped import GroupedData
-from groupfx.data.outcomes import outcome_rule
+from groupfx.data.outcomes import OutcomeRule, outcome_rule
 from groupfx.errors import InputError, shown
 
 SHOW_ROWS = 5
@@ -200,13 +200,13 @@ def read_data(
         For groups of one unit, groups whose y never varies, and very small groups.
     """
     outcome = outcome_rule(family)
-    if (outcome.name == "binomial") != (trials is not None):
+    if outcome.needs_trials != (trials is not None):
         raise InputError(
             "The binomial family needs the number of trials per unit: pass --trials COLUMN."
             if trials is None
             else "--trials is used by the binomial family only; drop it or pass --family binomial."
         )
-    if exposure is not None and outcome.name != "poisson":
+    if exposure is not None and not outcome.takes_exposure:
         raise InputError("--exposure is used by the poisson family only; drop it or pass --family poisson.")
     frame = load_table(source)
     if formula is not None:
@@ -293,9 +293,9 @@ def read_data(
                 f"Column {shown(exposure)} (exposure) must be positive: {_rows(not_positive)} are not; drop"
                 " those units or correct their exposure."
             )
-    _refuse_no_variation(outcome.name, y, numeric[y].to_numpy(), frame[y].iloc[0],
+    _refuse_no_variation(outcome, y, numeric[y].to_numpy(), frame[y].iloc[0],
                          trials, None if trials is None else numeric[trials].to_numpy())  # fmt: skip
-    if outcome.name != "gaussian":
+    if outcome.integer:
         numeric[y] = numeric[y].astype(np.int64)
     if trials is not None:
         numeric[trials] = numeric[trials].astype(np.int64)
@@ -326,7 +326,7 @@ def read_data(
     data = GroupedData.from_frame(
         clean, y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure
     )
-    _warn_weak_groups(data, binary=outcome.name == "bernoulli")
+    _warn_weak_groups(data, binary=outcome.binary)
     return data
 
 
@@ -335,25 +335,24 @@ def _plain(value: object) -> object:
 
 
 def _refuse_no_variation(
-    family: str, y: str, values: np.ndarray, first: object, trials: str | None, counts: np.ndarray | None
+    outcome: OutcomeRule,
+    y: str,
+    values: np.ndarray,
+    first: object,
+    trials: str | None,
+    counts: np.ndarray | None,
 ) -> None:
     """Refuse an outcome that never varies in the way its family needs: there is nothing to explain."""
     written = str(_plain(first))
-    needs = {
-        "bernoulli": "both 0s and 1s",
-        "binomial": "successes and failures",
-        "poisson": "at least one positive count",
-        "gaussian": "an outcome that varies",
-    }[family]
-    if family == "binomial" and counts is not None and (values == counts).all():
+    if outcome.needs_trials and counts is not None and (values == counts).all():
         what = f"equals {shown(trials)} in every row (every trial a success)"
-    elif np.all(values == values[0]) and (family != "poisson" or values[0] == 0):
+    elif np.all(values == values[0]) and (not outcome.constant_positive_fits or values[0] == 0):
         what = f"is {written} in every row"
     else:
         return
     raise InputError(
-        f"Column {shown(y)} (outcome) {what}, so there is nothing for the models to explain: the {family}"
-        f" family needs {needs}; check that --y names the outcome."
+        f"Column {shown(y)} (outcome) {what}, so there is nothing for the models to explain: the"
+        f" {outcome.name} family needs {outcome.variation}; check that --y names the outcome."
     )
 
 

@@ -22,7 +22,7 @@ from pytensor.graph.traversal import explicit_graph_inputs
 
 from groupfx.data.grouped import GroupedData
 from groupfx.engines import kernels, vector_math
-from groupfx.models.families import OUTCOME
+from groupfx.models.families import OUTCOME, Family, family_of_outcome, get_family
 
 UNIT_DATA = ("x", "g", "trials", "log_exposure")
 """The unit-level data containers, fed block by block."""
@@ -62,7 +62,7 @@ class ExpectedOutcome:
         """Compile the expected outcome of ``model``'s ``y_obs`` (its mean parameter) over draws."""
         umodel = remove_value_transforms(model)
         rv = umodel[OUTCOME]
-        mean = rv.owner.inputs[-1] if rv.owner.op.name == "binomial" else rv.owner.inputs[2]
+        mean = rv.owner.inputs[family_of_outcome(rv.owner.op.name).mean_input]
         (mean,) = umodel.replace_rvs_by_values([mean])
         free = {v.name: v for v in umodel.value_vars if v.name in {r.name for r in umodel.free_RVs}}
         inputs = list(explicit_graph_inputs([mean]))
@@ -81,7 +81,7 @@ class ExpectedOutcome:
         return cls(function, [v.name for v in used], list(shared))
 
     @classmethod
-    def closed_form(cls, model: str, data: GroupedData, family: str) -> ExpectedOutcome:
+    def closed_form(cls, model: str, data: GroupedData, family: str | Family) -> ExpectedOutcome:
         """The expected outcome of a model the fused kernels serve, without PyTensor.
 
         One numba pass: the group-level part of the linear predictor of the block's groups
@@ -91,9 +91,9 @@ class ExpectedOutcome:
         """
         kind = kernels.KINDS[model]
         parameters = kernels.predictor_parameters(kind, data.n_z)
-        names = ["x", "g"] + (["log_exposure"] if family == "poisson" and data.exposure is not None else [])
-
-        code = kernels.FAMILY_CODES[family]
+        family = get_family(family)
+        names = ["x", "g"] + (["log_exposure"] if family.takes_exposure and data.exposure is not None else [])
+        code = family.kernel_code
 
         def function(*args: np.ndarray) -> np.ndarray:
             draws = dict(zip(parameters, args[: len(parameters)], strict=True))

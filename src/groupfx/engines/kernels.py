@@ -34,14 +34,13 @@ import numpy as np
 
 from groupfx.data.grouped import GroupedData
 from groupfx.engines import unit_pass
-from groupfx.models.families import get_family
+from groupfx.models.families import FAMILIES, Family, get_family
 from groupfx.models.priors import DEFAULT_PRIORS, Prior
 
 NAIVE, FIXED, MULTILEVEL, MUNDLAK, LATENT = range(5)
 BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = (unit_pass.BERNOULLI, unit_pass.BINOMIAL, unit_pass.POISSON,
                                          unit_pass.GAUSSIAN)  # fmt: skip
 PRECISIONS = ("float64", "float32")
-FAMILY_CODES = {"bernoulli": BERNOULLI, "binomial": BINOMIAL, "poisson": POISSON, "gaussian": GAUSSIAN}
 KINDS = {"naive": NAIVE, "fixed": FIXED, "multilevel": MULTILEVEL, "mundlak": MUNDLAK, "latent": LATENT}
 PRIORS_USED = {
     "naive": ("a0", "bxy", "bzy"),
@@ -52,13 +51,17 @@ PRIORS_USED = {
 }
 
 
-def supported(model: str, family: str, priors: Mapping[str, Prior], data: GroupedData | None = None) -> bool:
+def supported(
+    model: str, family: str | Family, priors: Mapping[str, Prior], data: GroupedData | None = None
+) -> bool:
     """Whether the fused kernel serves this model: the default priors, and (given ``data``) a y the family
     can hold (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
-    used = PRIORS_USED.get(model, ()) + (("sigma_y",) if family == "gaussian" else ())
+    family = family if isinstance(family, Family) else FAMILIES.get(family)
+    if family is None:
+        return False
+    used = PRIORS_USED.get(model, ()) + family.noise_parameters
     return (
-        family in FAMILY_CODES
-        and (data is None or _valid_outcome(family, data))
+        (data is None or _valid_outcome(family, data))
         and model in KINDS
         and all(priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used)
     )
@@ -96,11 +99,11 @@ def group_predictor(
     return c
 
 
-def _valid_outcome(family: str, data: GroupedData) -> bool:
+def _valid_outcome(family: Family, data: GroupedData) -> bool:
     y = np.asarray(data.y, dtype=float)
-    if get_family(family).invalid(y).any():
+    if family.invalid(y).any():
         return False
-    return family != "binomial" or (data.trials is not None and bool((y <= data.trials).all()))
+    return not family.needs_trials or (data.trials is not None and bool((y <= data.trials).all()))
 
 
 def layout(model: str, n_groups: int, n_x: int, n_z: int) -> dict[str, tuple[int, int]]:
@@ -272,19 +275,20 @@ class FusedModel:
     """
 
     def __init__(
-        self, model: str, data: GroupedData, family: str = "bernoulli", precision: str = "float64"
+        self, model: str, data: GroupedData, family: str | Family = "bernoulli", precision: str = "float64"
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r}).")
         self.model = model
         self.precision = precision
         self.kind = KINDS[model]
-        self.family = family
+        self.family = get_family(family)
+        """The outcome :class:`~groupfx.models.families.Family`."""
         self.data = data
         self.blocks = layout(model, data.n_groups, data.n_x, data.n_z)
-        if family == "gaussian":
+        for name in self.family.noise_parameters:  # last in the vector, on the log scale
             end = max(stop for _, stop in self.blocks.values())
-            self.blocks["log_sigma_y"] = (end, end + 1)
+            self.blocks[f"log_{name}"] = (end, end + 1)
         self.n_dim = max(stop for _, stop in self.blocks.values())
         self.order = np.argsort(data.group, kind="stable")
         """The kernel's unit order: the data's rows sorted by group."""
@@ -312,7 +316,7 @@ class FusedModel:
 
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
-        return _logp_grad(theta, self.kind, FAMILY_CODES[self.family], *self.arrays)
+        return _logp_grad(theta, self.kind, self.family.kernel_code, *self.arrays)
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""
@@ -340,8 +344,8 @@ class FusedModel:
             bux, ax = np.exp(part("log_bux")), part("ax").copy()
             m = part("m").reshape(data.n_groups, data.n_x).copy()
             out |= {"bux": bux, "ax": ax, "sigma": np.exp(part("log_sigma")), "m": m, "u": (m - ax) / bux}
-        if self.family == "gaussian":
-            out["sigma_y"] = np.asarray(np.exp(part("log_sigma_y")[0]))
+        for name in self.family.noise_parameters:
+            out[name] = np.asarray(np.exp(part(f"log_{name}")[0]))
         return out
 
     def expanded(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:

@@ -22,7 +22,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from groupfx.engines import kernels
-from groupfx.engines.kernels import FAMILY_CODES, FIXED, GAUSSIAN, LATENT, MUNDLAK, NAIVE, FusedModel
+from groupfx.engines.kernels import FIXED, GAUSSIAN, LATENT, MUNDLAK, NAIVE, FusedModel
 
 # user_data: the addresses and sizes of the kernel's arrays, one uint64 each
 XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY = range(15)
@@ -171,7 +171,7 @@ def user_data(fused: FusedModel) -> np.ndarray:
         table[slot] = array.ctypes.data
     table[N_X], table[N_UNITS] = xt.shape
     table[N_GROUPS], table[N_Z] = n_groups, z.shape[1]
-    table[KIND], table[FAMILY] = fused.kind, FAMILY_CODES[fused.family]
+    table[KIND], table[FAMILY] = fused.kind, fused.family.kernel_code
     return table
 
 

@@ -15,8 +15,13 @@ from numba.core import types
 from numba.extending import overload
 
 from groupfx.engines import vector_math
+from groupfx.models import families
 
-BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = range(4)
+BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = (
+    family.kernel_code
+    for family in (families.BERNOULLI, families.BINOMIAL, families.POISSON, families.GAUSSIAN)
+)
+"""The families' codes in the kernels (each :class:`groupfx.models.families.Family` carries its own)."""
 FAST = vector_math.FAST
 CHUNK = 256
 """Units handled per vectorised block (blocks never straddle two groups)."""

@@ -22,7 +22,6 @@ from groupfx.engines import vector_math
 from groupfx.engines.kernels import (
     BERNOULLI,
     BINOMIAL,
-    FAMILY_CODES,
     GAUSSIAN,
     POISSON,
     FusedModel,
@@ -78,7 +77,7 @@ def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: in
 def _constant(fused: FusedModel) -> np.ndarray:
     """Each unit's normalising constant of the family's log-density (block order, i.e. sorted)."""
     _, y, _, _, _, _, _, _, trials, _ = fused.arrays
-    family = FAMILY_CODES[fused.family]
+    family = fused.family.kernel_code
     if family == BINOMIAL:
         return gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
     if family == POISSON:
@@ -106,9 +105,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     if fused.precision != "float64":
         fused = FusedModel(fused.model, fused.data, fused.family)
     xt, y, starts, _, _, _, _, _, trials, offset = fused.arrays
-    names = predictor_parameters(fused.kind, fused.data.n_z) + (
-        ["sigma_y"] if fused.family == "gaussian" else []
-    )
+    names = predictor_parameters(fused.kind, fused.data.n_z) + list(fused.family.noise_parameters)
     draws = loglik.flatten_draws(posterior, names)
     n_samples = draws["bxy"].shape[0]
     bxy = np.ascontiguousarray(draws["bxy"].T)
@@ -116,7 +113,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     constant = _constant(fused)
     cutoff_rank = psis.tail_length(n_samples, loglik.relative_efficiency(posterior))
     block_units = loglik.loo_block_units(n_samples)
-    family = FAMILY_CODES[fused.family]
+    family = fused.family.kernel_code
     n_units = len(y)
     sorted_values = [np.empty(n_units) for _ in range(3)]
     lo = 0

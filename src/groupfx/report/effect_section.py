@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from groupfx.models.families import get_family
 from groupfx.report import effect_plots
 from groupfx.results.checks import (
     PredictiveCheck,
@@ -19,12 +20,6 @@ from groupfx.results.checks import (
 from groupfx.results.effects import contrast_errors, contrasts
 from groupfx.results.fits import Fit
 
-SCALES = {
-    "bernoulli": "probability",
-    "binomial": "probability",
-    "poisson": "expected count",
-    "gaussian": "mean",
-}
 INTERCEPT_MODELS = ("fixed", "multilevel")
 
 
@@ -70,6 +65,7 @@ def effect_section(fits: Sequence[Fit], simulated=None, delta: float = 1.0) -> E
     first = fits[0]
     y = np.asarray(first.data.y, dtype=float)
     binary = bool(np.isin(y, (0.0, 1.0)).all())
+    scale = get_family(first.family).outcome_scale
     first_x = first.data.x_names[0]
     tables = [
         contrasts(fit, x, delta, simulated if x == first_x else None)
@@ -85,7 +81,7 @@ def effect_section(fits: Sequence[Fit], simulated=None, delta: float = 1.0) -> E
         truth = float(averages["truth"].iloc[0])
         covering = list(errors.loc[errors["covers_average"], "model"])
         missing = list(errors.loc[~errors["covers_average"], "model"])
-        sentences = [f"The true average effect of {name} is {truth:.3f} on the {SCALES[first.family]} scale."]
+        sentences = [f"The true average effect of {name} is {truth:.3f} on the {scale} scale."]
         if covering:
             sentences.append(f"Its 94% HDI covers the truth under: {', '.join(covering)}.")
         if missing:
@@ -101,7 +97,7 @@ def effect_section(fits: Sequence[Fit], simulated=None, delta: float = 1.0) -> E
         excluding = list(averages.loc[(averages["hdi_low"] > 0) | (averages["hdi_high"] < 0), "model"])
         which = ", ".join(excluding) or "no model"
         sentences = [f"The 94% HDI of the average effect of {name} excludes 0 under: {which}."]
-    section = EffectSection(effects, errors, sentences, binary=binary, scale=SCALES[first.family],
+    section = EffectSection(effects, errors, sentences, binary=binary, scale=scale,
                             observed_mean=float(y.mean()))  # fmt: skip
     if simulated is not None:
         s = simulated.settings

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
+from groupfx.models.families import get_family
 from groupfx.models.priors import DEFAULT_PRIORS
 from groupfx.results.effects import flat_draws, unit_data
 from groupfx.results.fits import Fit
@@ -21,8 +22,6 @@ CHECK_DRAWS = 200
 """Posterior (or prior) draws used by the predictive checks."""
 BLOCK_UNITS = 50_000
 """Units per block."""
-POISSON_CAP = 1e15
-"""Largest expected count a replicated Poisson draw takes (NumPy refuses much larger ones)."""
 
 
 def _subset(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
@@ -42,13 +41,14 @@ def _blocks(expected, params: dict[str, np.ndarray], units: dict[str, np.ndarray
 
 
 def _replicate(family: str, mean: np.ndarray, rng: np.random.Generator, units, start, stop, sigma_y):
-    if family == "bernoulli":
-        return (rng.random(mean.shape) < mean).astype(float)
-    if family == "binomial":
-        return rng.binomial(units["trials"][start:stop], mean).astype(float)
-    if family == "poisson":  # a wide prior can put exp(eta) beyond what a Poisson draw takes: cap it there
-        return rng.poisson(np.minimum(np.nan_to_num(mean, posinf=POISSON_CAP), POISSON_CAP)).astype(float)
-    return rng.normal(mean, sigma_y[:, None])
+    """Replicated y of units ``start:stop`` for each draw (row of ``mean``), by the family's own draws."""
+    trials = units["trials"][start:stop] if "trials" in units else None
+    return get_family(family).replicate(mean, rng, trials, None if sigma_y is None else sigma_y[:, None])
+
+
+def _noise_and(fit: Fit, names: list[str]) -> list[str]:
+    """``names`` and the family's noise parameters (``sigma_y``), each once."""
+    return list(dict.fromkeys([*names, *get_family(fit.family).noise_parameters]))
 
 
 def group_intercepts(fit: Fit) -> np.ndarray:
@@ -64,9 +64,7 @@ def group_intercepts(fit: Fit) -> np.ndarray:
     }
     params = flat_draws(fit, expected.parameters)
     mean = expected.function(*(params[n] for n in expected.parameters), *(units[n] for n in expected.data))
-    if fit.family in ("bernoulli", "binomial"):
-        return np.log(mean) - np.log1p(-mean)
-    return np.log(mean) if fit.family == "poisson" else mean
+    return get_family(fit.family).linked(mean)
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def posterior_predictive_check(
     """Replicate y from the posterior and compare its mean per group, and the calibration, with the data."""
     data = fit.data
     expected = fit.expected_outcome
-    names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
+    names = _noise_and(fit, expected.parameters)
     params = _subset(fit, names, draws, seed)
     sigma_y = params.get("sigma_y")
     units = unit_data(fit)
@@ -169,7 +167,7 @@ def prior_predictive_means(fit: Fit, draws: int = CHECK_DRAWS, seed: int = 0) ->
     The parameters are drawn from the model's priors alone (no per-unit draws), then y block by block.
     """
     expected = fit.expected_outcome
-    names = list(dict.fromkeys([*expected.parameters, *(["sigma_y"] if fit.family == "gaussian" else [])]))
+    names = _noise_and(fit, expected.parameters)
     params = prior_parameter_draws(fit, names, draws, seed)
     units = unit_data(fit)
     rng = np.random.default_rng(seed)

@@ -49,6 +49,7 @@ from scipy.special import gammaln
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from groupfx.data.grouped import GroupedData
+from groupfx.models.families import FAMILIES, Family
 from groupfx.results.fits import Fit
 
 __all__ = ["COLUMNS", "CONSTANT_NOTE", "side_by_side", "within_estimate", "within_for"]
@@ -69,11 +70,13 @@ CONSTANT_NOTE = "x is constant within every group: no within effect"
 
 _Z975 = 1.959963984540054  # standard normal 97.5% quantile, for the 95% Wald interval
 _METHODS = {
-    "bernoulli": "statsmodels ConditionalLogit",
-    "binomial": "statsmodels ConditionalLogit (binary expansion)",
-    "poisson": "statsmodels ConditionalPoisson",
-    "gaussian": "linearmodels PanelOLS (entity effects)",
+    "conditional_logit": "statsmodels ConditionalLogit",
+    "binary_expansion": "statsmodels ConditionalLogit (binary expansion)",
+    "conditional_poisson": "statsmodels ConditionalPoisson",
+    "panel_ols": "linearmodels PanelOLS (entity effects)",
 }
+"""Each estimator in words, by the key a :class:`groupfx.models.families.Family` names as its
+``within_estimator``."""
 
 
 def within_estimate(
@@ -81,7 +84,7 @@ def within_estimate(
     x: np.ndarray,
     group: np.ndarray,
     x_names: Sequence[str],
-    family: str,
+    family: str | Family,
     trials: np.ndarray | None = None,
     exposure: np.ndarray | None = None,
 ) -> pd.DataFrame:
@@ -97,8 +100,9 @@ def within_estimate(
         Group code of each unit, shape (N,).
     x_names : sequence of str
         The K covariate names, used as ``term``.
-    family : str
-        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"gaussian"``.
+    family : str or Family
+        ``"bernoulli"``, ``"binomial"``, ``"poisson"`` or ``"gaussian"`` (or the family itself); its
+        ``within_estimator`` names the estimator.
     trials : numpy.ndarray, optional
         Number of trials of each unit, shape (N,); required for ``"binomial"``.
     exposure : numpy.ndarray, optional
@@ -119,16 +123,18 @@ def within_estimate(
         If the arrays do not have matching shapes, or `trials` is missing for ``"binomial"``.
         Estimation problems never raise: they give NaN rows and a note.
     """
-    y, x, codes, trials, exposure = _check_inputs(y, x, group, x_names, family, trials, exposure)
+    known = family if isinstance(family, Family) else FAMILIES.get(family)
+    y, x, codes, trials, exposure = _check_inputs(y, x, group, x_names, known, trials, exposure)
     names = [str(name) for name in x_names]
     k = x.shape[1]
     estimate, se = np.full(k, np.nan), np.full(k, np.nan)
-    if family not in _METHODS:
-        note = f"no frequentist within estimator for family {family!r}"
+    if known is None or known.within_estimator not in _METHODS:
+        note = f"no frequentist within estimator for family {getattr(family, 'name', family)!r}"
         return _table(names, estimate, se, "none", 0, [note] * k)
+    family, method = known, _METHODS[known.within_estimator]
     if not all(np.isfinite(a).all() for a in (y, x, trials, exposure) if a is not None):
         note = "y, x, trials or exposure hold non-finite values"
-        return _table(names, estimate, se, _METHODS[family], 0, [note] * k)
+        return _table(names, estimate, se, method, 0, [note] * k)
 
     keep, notes = _informative(y, codes, family, trials)
     y, x, codes = y[keep], x[keep], codes[keep]
@@ -151,7 +157,7 @@ def within_estimate(
             if fitted is not None:
                 estimate[varies], se[varies] = fitted
     notes = list(dict.fromkeys(notes))  # de-duplicate, keep order
-    return _table(names, estimate, se, _METHODS[family], n_used, ["; ".join(r + notes) for r in row_notes])
+    return _table(names, estimate, se, method, n_used, ["; ".join(r + notes) for r in row_notes])
 
 
 def _check_inputs(y, x, group, x_names, family, trials, exposure):
@@ -168,7 +174,7 @@ def _check_inputs(y, x, group, x_names, family, trials, exposure):
     if group.shape[0] != n:
         raise ValueError(f"group must have length {n}, got {group.shape[0]}")
     codes = np.unique(group, return_inverse=True)[1].ravel()
-    if family == "binomial" and trials is None:
+    if family is not None and family.needs_trials and trials is None:
         raise ValueError("the binomial family needs trials")
     arrays = []
     for name, values in (("trials", trials), ("exposure", exposure)):
@@ -180,23 +186,40 @@ def _check_inputs(y, x, group, x_names, family, trials, exposure):
     return y, x, codes, *arrays
 
 
-def _informative(y, codes, family, trials) -> tuple[np.ndarray, list[str]]:
+def _uninformative_panel_ols(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    # singletons add no within information (PanelOLS would keep them harmlessly)
+    return [(size < 2, "singleton groups")]
+
+
+def _uninformative_conditional_logit(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    return [((total == 0) | (total == size), "groups whose y is all 0 or all 1")]
+
+
+def _uninformative_binary_expansion(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    trials_total = np.bincount(codes, weights=trials)
+    return [((total == 0) | (total == trials_total), "groups with no successes or no failures")]
+
+
+def _uninformative_conditional_poisson(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    low, high = _group_min_max(y, codes)
+    why = "groups whose counts are all equal and nonzero (statsmodels drops groups with no variance in y)"
+    return [(total == 0, "groups whose counts are all zero"), ((total > 0) & (low == high), why)]
+
+
+_UNINFORMATIVE = {
+    "conditional_logit": _uninformative_conditional_logit,
+    "binary_expansion": _uninformative_binary_expansion,
+    "conditional_poisson": _uninformative_conditional_poisson,
+    "panel_ols": _uninformative_panel_ols,
+}
+"""Per estimator: ``(group mask, why)`` of the groups that carry no within information for it."""
+
+
+def _informative(y, codes, family: Family, trials) -> tuple[np.ndarray, list[str]]:
     """Mask of the units in groups that carry within information, and notes on what was dropped."""
     size = np.bincount(codes)
     total = np.bincount(codes, weights=y)
-    reasons = []  # (group mask, why)
-    if family == "gaussian":  # singletons add no within information (PanelOLS would keep them harmlessly)
-        reasons.append((size < 2, "singleton groups"))
-    elif family == "bernoulli":
-        reasons.append(((total == 0) | (total == size), "groups whose y is all 0 or all 1"))
-    elif family == "binomial":
-        trials_total = np.bincount(codes, weights=trials)
-        reasons.append(((total == 0) | (total == trials_total), "groups with no successes or no failures"))
-    elif family == "poisson":
-        low, high = _group_min_max(y, codes)
-        reasons.append((total == 0, "groups whose counts are all zero"))
-        why = "groups whose counts are all equal and nonzero (statsmodels drops groups with no variance in y)"
-        reasons.append(((total > 0) & (low == high), why))
+    reasons = _UNINFORMATIVE[family.within_estimator](y, codes, size, total, trials)
     notes, dropped = [], np.zeros(size.shape[0], dtype=bool)
     for mask, why in reasons:
         if mask.any():
@@ -242,13 +265,13 @@ def _guarded_fit(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fitted = _FITTERS[family](y, x, codes, trials, exposure)
+            fitted = _FITTERS[family.within_estimator](y, x, codes, trials, exposure)
         except _Skip as err:
             notes.append(str(err))
         except RecursionError:
             notes.append("a group is too large for statsmodels' recursive conditional likelihood")
         except Exception as err:  # a cross-check must never break the main fit
-            notes.append(f"{family} fit failed: {type(err).__name__}: {_first_line(err)}")
+            notes.append(f"{family.name} fit failed: {type(err).__name__}: {_first_line(err)}")
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             notes.append("the optimizer did not converge")
@@ -362,11 +385,12 @@ def _fit_panel_ols(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarra
 
 
 _FITTERS = {
-    "bernoulli": _fit_conditional_logit,
-    "binomial": _fit_binomial,
-    "poisson": _fit_conditional_poisson,
-    "gaussian": _fit_panel_ols,
+    "conditional_logit": _fit_conditional_logit,
+    "binary_expansion": _fit_binomial,
+    "conditional_poisson": _fit_conditional_poisson,
+    "panel_ols": _fit_panel_ols,
 }
+"""Each estimator's fit, by the key a family names as its ``within_estimator``."""
 
 
 def _table(names, estimate, se, method, n_used, notes) -> pd.DataFrame:
@@ -390,7 +414,7 @@ WITHIN_MODELS = ("fixed", "mundlak", "latent", "latent_shared")
 """The strategies whose ``bxy`` estimates the within-group effect, shown beside the frequentist one."""
 
 
-def within_for(data: GroupedData, family: str) -> pd.DataFrame:
+def within_for(data: GroupedData, family: str | Family) -> pd.DataFrame:
     """:func:`within_estimate` of every x of ``data`` under ``family``."""
     return within_estimate(
         np.asarray(data.y, dtype=float),

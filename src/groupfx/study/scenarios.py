@@ -81,8 +81,10 @@ class Scenario:
             )
         if self.sizes not in SIZES:
             raise InputError(f"{where}: sizes must be one of {', '.join(SIZES)} (got {self.sizes!r}).")
-        if self.family not in FAMILIES or self.family == "binomial":
-            raise InputError(f"{where}: family must be bernoulli, poisson or gaussian (got {self.family!r}).")
+        family = FAMILIES.get(self.family) if isinstance(self.family, str) else None
+        if family is None or family.needs_trials:
+            *others, last = [f.name for f in FAMILIES.values() if not f.needs_trials]
+            raise InputError(f"{where}: family must be {', '.join(others)} or {last} (got {self.family!r}).")
         for name in ("a0", "bxy", "bzy", "u_sd", "ux", "sigma_y"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
@@ -207,12 +209,10 @@ def simulate_replicate(scenario: Scenario, seed: int, replicate: int) -> tuple[G
     z = rng.normal(0.0, 1.0, scenario.n_groups)
     x = rng.normal(scenario.ux * u[group], 1.0)
     eta = scenario.a0 + scenario.bxy * x + u[group] + scenario.bzy * z[group]
-    if scenario.family == "bernoulli":
-        y = (rng.random(eta.size) < 1 / (1 + np.exp(-eta))).astype(np.int64)
-    elif scenario.family == "poisson":
-        y = rng.poisson(np.exp(eta)).astype(np.int64)
-    else:
-        y = rng.normal(eta, scenario.sigma_y)
+    family = FAMILIES[scenario.family]
+    y = family.replicate(family.inverse(eta), rng, sigma_y=scenario.sigma_y)
+    if family.rule.integer:
+        y = y.astype(np.int64)
     data = GroupedData(
         y=y,
         x=x,
