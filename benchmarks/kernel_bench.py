@@ -50,7 +50,7 @@ def numpy_floor(fused: FusedModel):
     data = fused.data
     x, y, g, z, xbar = data.x[:, 0], data.y.astype(float), data.group, data.z[:, 0], data.xbar[:, 0]
     n_groups = fused.data.n_groups
-    blocks = fused.blocks
+    blocks = {block.name: (block.start, block.stop) for block in fused.layout.blocks}
 
     def evaluate(theta):
         if "a0" in blocks:

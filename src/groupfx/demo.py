@@ -11,6 +11,7 @@ import pandas as pd
 from groupfx.data.simulate import SimulatedData, SimulationSettings, simulate
 from groupfx.engines.sampling import SamplerSettings
 from groupfx.fitting import Progress, fit_all
+from groupfx.models.builders import DEFAULT_MODELS, MODELS
 from groupfx.report.outputs import write_report
 from groupfx.results.fits import Fits, compare, estimates
 from groupfx.util.files import claim_output_folder
@@ -23,21 +24,14 @@ DEMO_INTRO = (
     "device and a latent Mundlak model. Each posterior is set against the truth, and the models are "
     "compared by PSIS-LOO."
 )
-STRATEGY_NAMES = {
-    "naive": "a naive regression",
-    "fixed": "fixed effects",
-    "multilevel": "a multilevel (random intercepts) model",
-    "mundlak": "the Mundlak device",
-    "latent": "a latent Mundlak model",
-}
 
 
 def demo_intro(models: Sequence[str]) -> str:
     """The report's opening paragraph for the strategies fitted (:data:`DEMO_INTRO` for all five)."""
-    if list(models) == list(STRATEGY_NAMES):
+    if list(models) == list(DEFAULT_MODELS):
         return DEMO_INTRO
     start = DEMO_INTRO.split(" Five strategies")[0]
-    names = [STRATEGY_NAMES.get(name, name) for name in models]
+    names = [MODELS[name].phrase if name in MODELS else name for name in models]
     if len(names) == 1:
         return f"{start} One strategy estimates it, {names[0]}, and its posterior is set against the truth."
     listed = ", ".join(names[:-1]) + f" and {names[-1]}"

@@ -8,7 +8,7 @@ import pytest
 import groupfx
 from groupfx.engines import kernels
 from groupfx.engines.kernels import FusedModel
-from groupfx.models.builders import build_model
+from groupfx.models.builders import build_model, get_spec
 
 RENAMED = {
     "log_tau": "tau_log__",
@@ -20,10 +20,10 @@ RENAMED = {
 
 def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
     point = {}
-    for block, (start, stop) in fused.blocks.items():
-        name = RENAMED.get(block, block)
+    for block in fused.layout.blocks:
+        name = RENAMED.get(block.name, block.name)
         if name in initial:
-            point[name] = theta[start:stop].reshape(np.shape(initial[name]))
+            point[name] = theta[block.slice].reshape(np.shape(initial[name]))
     return point
 
 
@@ -41,7 +41,7 @@ gradient); the other pairs run with the slow tests."""
             name, table, id=f"{table}-{name}", marks=[] if (name, table) in FAST_CASES else [pytest.mark.slow]
         )
         for table in TABLES
-        for name in kernels.KINDS
+        for name in kernels.SERVED_MODELS
     ],
 )
 def test_kernel_equals_the_pymc_model(name, table, tables):
@@ -62,9 +62,9 @@ def test_kernel_equals_the_pymc_model(name, table, tables):
         parts = dict(zip([v.name for v in model.value_vars], np.split(dlogp(point), np.cumsum(sizes)[:-1]),
                          strict=True))  # fmt: skip
         expected = np.zeros(fused.n_dim)
-        for block, (start, stop) in fused.blocks.items():
-            if stop > start:
-                expected[start:stop] = np.ravel(parts[RENAMED.get(block, block)])
+        for block in fused.layout.blocks:
+            if block.size:
+                expected[block.slice] = np.ravel(parts[RENAMED.get(block.name, block.name)])
         np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=1e-9)
     assert np.ptp(differences) < 1e-8  # equal up to the normalising constants
     names, shapes, _ = fused.expanded()
@@ -104,9 +104,9 @@ def test_a_point_outside_the_support_gives_a_non_finite_density_not_a_finite_one
     from dataclasses import replace
 
     data = small_sim.data if family != "gaussian" else replace(small_sim.data, y=small_sim.data.x[:, 0])
-    for name in kernels.KINDS:
+    for name in kernels.SERVED_MODELS:
         fused = FusedModel(name, data, family)
-        start = fused.blocks["bxy"][0]
+        start = fused.layout["bxy"].start
         for bad in (np.nan, np.inf, -np.inf):
             theta = np.zeros(fused.n_dim)
             theta[start] = bad
@@ -114,7 +114,7 @@ def test_a_point_outside_the_support_gives_a_non_finite_density_not_a_finite_one
             assert not np.isfinite(value) or not np.isfinite(gradient).all(), (name, bad)
     latent = FusedModel("latent", data, family)
     theta = np.zeros(latent.n_dim)
-    theta[latent.blocks["log_sigma"][0]] = -800.0  # sigma = exp(-800) is 0.0 in floating point
+    theta[latent.layout["log_sigma"].start] = -800.0  # sigma = exp(-800) is 0.0 in floating point
     value, _ = latent.logp_grad(theta)  # no ZeroDivisionError
     assert not np.isfinite(value)
 
@@ -123,10 +123,10 @@ def test_a_point_outside_the_support_gives_a_non_finite_density_not_a_finite_one
 def test_single_precision_kernel_tracks_double_precision(table, tables):
     data, family = tables[table]
     rng = np.random.default_rng(11)
-    for name in kernels.KINDS:
+    for name in kernels.SERVED_MODELS:
         double = FusedModel(name, data, family)
         single = FusedModel(name, data, family, precision="float32")
-        assert single.arrays[0].dtype == np.float32 and double.arrays[0].dtype == np.float64
+        assert single.arrays.xt.dtype == np.float32 and double.arrays.xt.dtype == np.float64
         for _ in range(3):
             theta = rng.normal(0, 0.7, double.n_dim)
             (lp64, g64), (lp32, g32) = double.logp_grad(theta), single.logp_grad(theta)
@@ -157,7 +157,7 @@ def test_the_c_callbacks_nutpie_calls_equal_the_kernel_bit_for_bit(table, tables
 
     data, family = tables[table]
     double_p = ctypes.POINTER(ctypes.c_double)
-    for name in kernels.KINDS:
+    for name in kernels.SERVED_MODELS:
         for precision in kernels.PRECISIONS:
             fused = FusedModel(name, data, family, precision)
             compiled = native.compile_native(fused)
@@ -268,3 +268,65 @@ def test_a_trace_written_to_disk_reads_back_equal_to_the_one_in_memory(small_sim
     assert in_memory_again.sample_stats.attrs["n_parameters"] == compiled.n_dim
     for name in ("bxy", "m", "u"):
         np.testing.assert_array_equal(in_memory_again.posterior[name], through_disk.posterior[name])
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_the_layout_tiles_the_vector_and_its_table_says_the_same(table, tables):
+    data, family = tables[table]
+    for name in kernels.SERVED_MODELS:
+        layout = FusedModel(name, data, family).layout
+        at = 0
+        for block in layout.blocks:  # in order, each starting where the last stopped
+            assert block.start == at and block.stop >= block.start, (name, block)
+            assert block.size == int(np.prod(block.shape))
+            at = block.stop
+        assert at == layout.n_params and len({b.name for b in layout.blocks}) == len(layout.blocks)
+        covered = np.zeros(layout.n_params, dtype=int)
+        for block in layout.blocks:
+            covered[block.slice] += 1
+        assert (covered == 1).all(), name
+        slices = layout.expanded_slices()
+        for slot, row in zip(kernels.SLOTS, layout.table, strict=True):
+            if slot in layout:
+                block = layout[slot]
+                assert tuple(row[: kernels.OUT]) == (block.start, block.stop)
+                if block.size:  # a block of size 0 (bzy without z) has no expanded variable
+                    assert row[kernels.OUT] == slices[block.variable].start
+                assert row[kernels.LOG] == block.log
+            elif slot == "u" and "m" in layout:
+                assert row[kernels.START] == -1 and row[kernels.OUT] == slices["u"].start
+            else:
+                assert (row == -1).all(), (name, slot)
+        assert (layout.kind, name) == (kernels.kernel_kind(get_spec(name)), name)
+
+
+def test_a_layout_is_refused_where_no_kernel_expresses_the_model(small_sim):
+    assert kernels.kernel_kind(get_spec("latent_shared")) is None
+    with pytest.raises(ValueError, match="no fused kernel"):
+        kernels.KernelLayout.of(get_spec("latent_shared"), 8, 1, 1)
+    assert kernels.SERVED_MODELS == ("naive", "fixed", "multilevel", "mundlak", "latent")
+
+
+@pytest.mark.parametrize("table", ["two x, two z", "gaussian"])
+def test_the_layouts_variables_are_the_pymc_models_and_what_the_sampler_returns(table, tables):
+    import nutpie
+
+    from groupfx.engines import native
+
+    data, family = tables[table]
+    for name in kernels.SERVED_MODELS:
+        fused = FusedModel(name, data, family)
+        model = build_model(name, data, family=family)
+        variables = {variable: shape for variable, shape, _ in fused.layout.variables()}
+        pymc_names = {rv.name for rv in model.free_RVs} | {d.name for d in model.deterministics}
+        assert set(variables) == pymc_names, name
+        initial = model.initial_point()
+        for block in fused.layout.blocks:  # the vector's blocks are the PyMC model's value variables
+            value = block.name if not block.log else f"{block.variable}_log__"
+            assert value in initial or block.size == 0, (name, block.name)
+        trace = nutpie.sample(native.compile_native(fused), draws=5, tune=5, chains=1, seed=1,
+                              progress_bar=False)  # fmt: skip
+        assert set(trace.posterior.data_vars) == set(variables), name
+        for variable, shape in variables.items():
+            assert trace.posterior[variable].shape[2:] == shape, (name, variable)
+            assert trace.posterior[variable].dims[2:] == model.named_vars_to_dims.get(variable, ())

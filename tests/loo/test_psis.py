@@ -112,7 +112,7 @@ def test_numba_loo_of_a_fused_model_equals_the_pymc_models(table, tables, monkey
     data, family = tables[table]
     rng = np.random.default_rng(8)
     monkeypatch.setattr(loglik, "LOO_BLOCK_BYTES", 8 * 300 * 40)  # blocks of about 40 units: many groups
-    for name in kernels.KINDS:
+    for name in kernels.SERVED_MODELS:
         fused = kernels.FusedModel(name, data, family)
         posterior = _expanded_posterior(fused, rng)
         ours = fused_loo.loo(fused, posterior)

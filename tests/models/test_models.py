@@ -1,3 +1,7 @@
+import ast
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import nutpie
 import pymc as pm
@@ -150,3 +154,93 @@ def test_latent_u_is_standard_normal_a_priori(small_sim):
     model = groupfx.build_model("latent", small_sim.data)
     draws = pm.draw(model["u"], draws=4000, random_seed=3).ravel()
     assert abs(draws.mean()) < 0.03 and abs(draws.std() - 1) < 0.03
+
+
+TRAITS = {  # intercepts, group mean of x, latent u, within, group intercepts, contextual effect
+    "naive": ("single", False, None, False, False, None),
+    "fixed": ("free", False, None, True, True, None),
+    "multilevel": ("pooled", False, None, False, True, None),
+    "mundlak": ("pooled", True, None, True, False, "buy"),
+    "latent": ("pooled", False, "per_x", True, False, "buy/bux"),
+    "latent_shared": ("pooled", False, "shared", True, False, None),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_each_models_traits_say_what_its_predictor_holds(name, small_sim):
+    spec = MODELS[name]
+    traits = (spec.intercepts, spec.group_mean_of_x, spec.latent_group_variable, spec.identifies_within,
+              spec.has_group_intercepts, spec.contextual_effect)  # fmt: skip
+    assert traits == TRAITS[name]
+    assert spec.phrase
+    model = groupfx.build_model(name, small_sim.data)
+    free = {rv.name for rv in model.free_RVs}
+    # the traits agree with the variables the builder makes
+    assert {"single": "a0", "free": "a", "pooled": "abar"}[spec.intercepts] in free
+    assert ("xbar" in {v.name for v in model.data_vars} and "m" not in free) == spec.group_mean_of_x
+    assert ("u" in {d.name for d in model.deterministics}) == (spec.latent_group_variable is not None)
+    assert ("buy" in free) == (spec.group_proxy is not None)
+    if spec.latent_group_variable is not None:
+        per_x = model.named_vars_to_dims["u"] == ("group", "x_var")
+        assert per_x == (spec.latent_group_variable == "per_x")
+    # the named priors the builder reads are those the spec says
+    assert {name for name in groupfx.models.priors.DEFAULT_PRIORS if name in free} == set(spec.priors_used)
+
+
+def test_a_spec_refuses_an_unknown_trait():
+    spec = MODELS["naive"]
+    with pytest.raises(ValueError, match="intercepts must be"):
+        dataclasses.replace(spec, intercepts="crossed")
+    with pytest.raises(ValueError, match="latent_group_variable"):
+        dataclasses.replace(spec, latent_group_variable="per_z")
+
+
+SRC = Path(groupfx.__file__).resolve().parent
+MODEL_NAMES = set(MODELS)
+
+
+def _model_name_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    """``(line, name)`` of each registry name used as a string in a comparison, a match case, a dict key, or
+    a literal list of names (a tuple, list or set of two or more of them)."""
+    found = []
+
+    def strings(node):
+        return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in MODEL_NAMES]
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            found += strings(node)
+        elif isinstance(node, ast.match_case):
+            found += strings(node.pattern)
+        elif isinstance(node, ast.Dict):
+            found += [c for key in node.keys if key is not None for c in strings(key)]
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            names = [e for e in node.elts if isinstance(e, ast.Constant) and e.value in MODEL_NAMES]
+            found += names if len(names) >= 2 else []
+    return sorted({(c.lineno, c.value) for c in found})
+
+
+def test_no_module_outside_models_compares_a_model_name():
+    offenders = [
+        f"{path.relative_to(SRC)}:{line} {name!r}"
+        for path in sorted(SRC.rglob("*.py"))
+        if (SRC / "models") not in path.parents
+        for line, name in _model_name_uses(ast.parse(path.read_text()))
+    ]
+    assert not offenders, "model names compared outside models/ (ask the ModelSpec's traits): " + ", ".join(
+        offenders
+    )
+
+
+def test_the_model_name_scan_finds_each_kind_of_use():
+    source = (
+        "if fit.model == 'mundlak': pass\n"
+        "x = {'fixed': 1}\n"
+        "match m:\n    case 'latent': pass\n"
+        "WITHIN = ('naive', 'multilevel')\n"
+        "y = fit(model='latent_shared')\n"
+        "z = ['naive']\n"
+    )
+    assert _model_name_uses(ast.parse(source)) == [
+        (1, "mundlak"), (2, "fixed"), (4, "latent"), (5, "multilevel"), (5, "naive"),
+    ]  # fmt: skip

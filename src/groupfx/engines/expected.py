@@ -22,6 +22,7 @@ from pytensor.graph.traversal import explicit_graph_inputs
 
 from groupfx.data.grouped import GroupedData
 from groupfx.engines import kernels, vector_math
+from groupfx.models.builders import get_spec
 from groupfx.models.families import OUTCOME, Family, family_of_outcome, get_family
 
 UNIT_DATA = ("x", "g", "trials", "log_exposure")
@@ -89,7 +90,7 @@ class ExpectedOutcome:
         (the probability of a success for the Binomial, with the log exposure for the Poisson). Same inputs
         and result as :meth:`of`.
         """
-        kind = kernels.KINDS[model]
+        kind = kernels.kernel_kind(get_spec(model))
         parameters = kernels.predictor_parameters(kind, data.n_z)
         family = get_family(family)
         names = ["x", "g"] + (["log_exposure"] if family.takes_exposure and data.exposure is not None else [])

@@ -16,24 +16,24 @@ used when a model's priors are the defaults (any family: Bernoulli, Binomial, Po
 offset, Gaussian with ``sigma_y`` last in the vector); other priors go through the PyMC model. Tests hold
 its log-density (up to a constant) and gradient equal to the PyMC model's.
 
-Unconstrained parameter vector, in order (``K`` x columns, ``J`` z columns, ``G`` groups)::
-
-    naive       a0, bxy[K], bzy[J]
-    fixed       a[G], bxy[K], bzy[J]
-    multilevel  abar, log tau, e[G], bxy[K], bzy[J]
-    mundlak     multilevel, buy[K]
-    latent      multilevel, buy[K], log bux[K], ax[K], log sigma[K], m[G, K]
+Which kernel serves a strategy is read from its traits (:func:`kernel_kind`), and the unconstrained
+parameter vector is laid out once, in :class:`KernelLayout`, which every reader (the kernel, the expansion
+of draws, the C callbacks, the initial point) asks by block name. The kernel's data are one
+:class:`KernelArrays`, read by field name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from groupfx.data.grouped import GroupedData
 from groupfx.engines import unit_pass
+from groupfx.models.builders import MODELS, ModelSpec, get_spec
 from groupfx.models.families import FAMILIES, Family, get_family
 from groupfx.models.priors import DEFAULT_PRIORS, Prior
 
@@ -41,14 +41,24 @@ NAIVE, FIXED, MULTILEVEL, MUNDLAK, LATENT = range(5)
 BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = (unit_pass.BERNOULLI, unit_pass.BINOMIAL, unit_pass.POISSON,
                                          unit_pass.GAUSSIAN)  # fmt: skip
 PRECISIONS = ("float64", "float32")
-KINDS = {"naive": NAIVE, "fixed": FIXED, "multilevel": MULTILEVEL, "mundlak": MUNDLAK, "latent": LATENT}
-PRIORS_USED = {
-    "naive": ("a0", "bxy", "bzy"),
-    "fixed": ("a", "bxy", "bzy"),
-    "multilevel": ("abar", "tau", "bxy", "bzy"),
-    "mundlak": ("abar", "tau", "bxy", "bzy", "buy"),
-    "latent": ("abar", "tau", "bxy", "bzy", "buy", "bux", "ax", "sigma"),
-}
+
+
+def kernel_kind(spec: ModelSpec) -> int | None:
+    """The kernel that expresses a strategy's linear predictor, read from its traits; None where no kernel
+    does (a latent u shared by every x, or a proxy of U beside free or single intercepts)."""
+    if spec.group_proxy is None:
+        return {"single": NAIVE, "free": FIXED, "pooled": MULTILEVEL}[spec.intercepts]
+    if spec.intercepts != "pooled":
+        return None
+    if spec.group_proxy == "xbar" and spec.latent_group_variable is None:
+        return MUNDLAK
+    if spec.latent_group_variable == "per_x" and not spec.group_mean_of_x:
+        return LATENT
+    return None
+
+
+SERVED_MODELS = tuple(name for name, spec in MODELS.items() if kernel_kind(spec) is not None)
+"""The registry's strategies a fused kernel expresses, in the registry's order."""
 
 
 def supported(
@@ -57,13 +67,12 @@ def supported(
     """Whether the fused kernel serves this model: the default priors, and (given ``data``) a y the family
     can hold (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
     family = family if isinstance(family, Family) else FAMILIES.get(family)
-    if family is None:
+    spec = MODELS.get(model)
+    if family is None or spec is None or kernel_kind(spec) is None:
         return False
-    used = PRIORS_USED.get(model, ()) + family.noise_parameters
-    return (
-        (data is None or _valid_outcome(family, data))
-        and model in KINDS
-        and all(priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used)
+    used = spec.priors_used + family.noise_parameters
+    return (data is None or _valid_outcome(family, data)) and all(
+        priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used
     )
 
 
@@ -106,26 +115,164 @@ def _valid_outcome(family: Family, data: GroupedData) -> bool:
     return not family.needs_trials or (data.trials is not None and bool((y <= data.trials).all()))
 
 
-def layout(model: str, n_groups: int, n_x: int, n_z: int) -> dict[str, tuple[int, int]]:
-    """Start and stop in the unconstrained vector of each block, by name."""
-    kind = KINDS[model]
-    blocks: list[tuple[str, int]] = []
-    if kind == NAIVE:
-        blocks.append(("a0", 1))
-    elif kind == FIXED:
-        blocks.append(("a", n_groups))
-    else:
-        blocks += [("abar", 1), ("log_tau", 1), ("e", n_groups)]
-    blocks += [("bxy", n_x), ("bzy", n_z)]
-    if kind >= MUNDLAK:
-        blocks.append(("buy", n_x))
-    if kind == LATENT:
-        blocks += [("log_bux", n_x), ("ax", n_x), ("log_sigma", n_x), ("m", n_groups * n_x)]
-    out, start = {}, 0
-    for name, size in blocks:
-        out[name] = (start, start + size)
-        start += size
-    return out
+SLOTS = ("a0", "a", "abar", "log_tau", "e", "bxy", "bzy", "buy", "log_bux", "ax", "log_sigma", "m", "u",
+         "log_sigma_y")  # fmt: skip
+"""The rows of :attr:`KernelLayout.table`: every block a kernel's vector may hold, and the latent ``u``
+(a variable of the expanded draws only)."""
+A0, A, ABAR, LOG_TAU, E, BXY, BZY, BUY, LOG_BUX, AX, LOG_SIGMA, M, U, LOG_SIGMA_Y = range(len(SLOTS))
+START, STOP, OUT, LOG = range(4)
+"""The columns of :attr:`KernelLayout.table`: start and stop in the unconstrained vector, start in the
+expanded draws, and 1 where the variable is the exponential of the block (-1 in all where absent)."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the unconstrained vector and the posterior variable it gives.
+
+    Attributes
+    ----------
+    name : str
+        The block, e.g. ``"log_tau"`` (a row of :data:`SLOTS`).
+    variable : str
+        The posterior variable, named as in the PyMC model, e.g. ``"tau"``.
+    start, stop : int
+        Where the block sits in the unconstrained vector.
+    shape : tuple of int
+        The variable's shape (``()`` for a scalar).
+    dims : tuple of str
+        The variable's dimensions.
+    log : bool
+        Whether the variable is the exponential of the block (a positive scale), else the block itself.
+    """
+
+    name: str
+    variable: str
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+    dims: tuple[str, ...]
+    log: bool = False
+
+    @property
+    def slice(self) -> slice:
+        """``slice(start, stop)``."""
+        return slice(self.start, self.stop)
+
+    @property
+    def size(self) -> int:
+        """The block's length."""
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class KernelLayout:
+    """The one layout of a fused kernel's unconstrained vector and of its expanded draws.
+
+    Built from the strategy's traits (:class:`~groupfx.models.builders.ModelSpec`) and the data's sizes
+    (``K`` x columns, ``J`` z columns, ``G`` groups); the kernel, the expansion of draws (in Python and in
+    the C callbacks), the initial point and the tests all read it by block name::
+
+        intercepts  single: a0 | free: a[G] | pooled: abar, log tau, e[G]
+        slopes      bxy[K], bzy[J]
+        proxy of U  buy[K] (group mean of x or latent u per x)
+        latent u    log bux[K], ax[K], log sigma[K], m[G, K]   (u = (m - ax) / bux, expanded after m)
+        noise       log sigma_y (Gaussian), last
+
+    Attributes
+    ----------
+    kind : int
+        The kernel (:data:`NAIVE` ... :data:`LATENT`).
+    blocks : tuple of Block
+        In the vector's order; they tile ``0 .. n_params``.
+    table : numpy.ndarray
+        ``(len(SLOTS), 4)`` int64: per slot its ``START, STOP, OUT, LOG`` (see :data:`SLOTS`), what the
+        numba code reads.
+    """
+
+    kind: int
+    blocks: tuple[Block, ...]
+    table: np.ndarray = field(compare=False, repr=False)
+
+    @classmethod
+    def of(
+        cls, spec: ModelSpec, n_groups: int, n_x: int, n_z: int, noise_parameters: tuple[str, ...] = ()
+    ) -> KernelLayout:
+        """The layout of strategy ``spec`` for data of these sizes and a family with these noise parameters
+        (each last in the vector, on the log scale)."""
+        kind = kernel_kind(spec)
+        if kind is None:
+            raise ValueError(f"no fused kernel expresses the {spec.name!r} model")
+        group, x_var = ("group",), ("x_var",)
+        rows: list[tuple[str, str, tuple[int, ...], tuple[str, ...], bool]] = []
+        if spec.intercepts == "single":
+            rows.append(("a0", "a0", (), (), False))
+        elif spec.intercepts == "free":
+            rows.append(("a", "a", (n_groups,), group, False))
+        else:
+            rows += [("abar", "abar", (), (), False), ("log_tau", "tau", (), (), True),
+                     ("e", "e", (n_groups,), group, False)]  # fmt: skip
+        rows += [("bxy", "bxy", (n_x,), x_var, False), ("bzy", "bzy", (n_z,), ("z_var",), False)]
+        if spec.group_proxy is not None:
+            rows.append(("buy", "buy", (n_x,), x_var, False))
+        if spec.latent_group_variable is not None:
+            rows += [("log_bux", "bux", (n_x,), x_var, True), ("ax", "ax", (n_x,), x_var, False),
+                     ("log_sigma", "sigma", (n_x,), x_var, True),
+                     ("m", "m", (n_groups, n_x), ("group", "x_var"), False)]  # fmt: skip
+        rows += [(f"log_{name}", name, (), (), True) for name in noise_parameters]
+        blocks, at = [], 0
+        for name, variable, shape, dims, log in rows:
+            size = int(np.prod(shape))
+            blocks.append(Block(name, variable, at, at + size, shape, dims, log))
+            at += size
+        table = np.full((len(SLOTS), 4), -1, dtype=np.int64)
+        out = 0
+        for block in blocks:
+            if block.name not in SLOTS:
+                raise ValueError(f"the kernels have no slot for the block {block.name!r}")
+            table[SLOTS.index(block.name)] = (block.start, block.stop, out, int(block.log))
+            out += block.size
+            if block.name == "m":  # u = (m - ax) / bux follows m in the expanded draws
+                table[U, OUT] = out
+                out += block.size
+        return cls(kind, tuple(blocks), table)
+
+    @property
+    def n_params(self) -> int:
+        """The length of the unconstrained vector."""
+        return self.blocks[-1].stop if self.blocks else 0
+
+    def __getitem__(self, name: str) -> Block:
+        for block in self.blocks:
+            if block.name == name:
+                return block
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return any(block.name == name for block in self.blocks)
+
+    def slice(self, name: str) -> slice:
+        """Where block ``name`` sits in the unconstrained vector."""
+        return self[name].slice
+
+    def variables(self) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
+        """``(name, shape, dims)`` of each expanded variable, in the expanded draws' order: each block's
+        variable (a block of size 0, ``bzy`` without z, gives none) and the latent ``u`` after ``m``."""
+        out = []
+        for block in self.blocks:
+            if block.shape == () or block.size:
+                out.append((block.variable, block.shape, block.dims))
+            if block.name == "m":
+                out.append(("u", block.shape, block.dims))
+        return out
+
+    def expanded_slices(self) -> dict[str, slice]:
+        """Where each expanded variable sits in the flat expanded draws, by name."""
+        sizes = {name: int(np.prod(shape)) for name, shape, _ in self.variables()}
+        out, at = {}, 0
+        for name, size in sizes.items():
+            out[name] = slice(at, at + size)
+            at += size
+        return out
 
 
 @numba.njit(nogil=True, cache=True)
@@ -139,46 +286,50 @@ def _group_slopes_grad(grad, theta, at, resid, covariates):
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # a zero scale gives inf, not an exception
-def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset):
+def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset):
+    """Log-density and gradient at ``theta``; every block's place is read from ``table``
+    (:attr:`KernelLayout.table`)."""
     n_x, n_units = xt.shape
     n_z = z.shape[1]
     grad = np.zeros_like(theta)
     lp = 0.0
     # --- unpack and the group-level part c[g] -------------------------------------------------------
     c = np.zeros(n_groups)
-    pos = 0
     tau = 0.0
+    a0_at, a_at, abar_at, tau_at, e_at = (table[A0, START], table[A, START], table[ABAR, START],
+                                          table[LOG_TAU, START], table[E, START])  # fmt: skip
+    bxy_at, bzy_at, buy_at = table[BXY, START], table[BZY, START], table[BUY, START]
+    bux_at, ax_at, sigma_at, m_at = (
+        table[LOG_BUX, START],
+        table[AX, START],
+        table[LOG_SIGMA, START],
+        table[M, START],
+    )
     if kind == NAIVE:
-        a0 = theta[0]
+        a0 = theta[a0_at]
         lp += -0.5 * a0 * a0
         c[:] = a0
-        pos = 1
     elif kind == FIXED:
         for gi in range(n_groups):
-            a = theta[gi]
+            a = theta[a_at + gi]
             lp += -0.5 * a * a / 100.0
             c[gi] = a
-        pos = n_groups
     else:
-        abar = theta[0]
-        log_tau = theta[1]
+        abar = theta[abar_at]
+        log_tau = theta[tau_at]
         tau = np.exp(log_tau)
         lp += -0.5 * abar * abar - tau + log_tau
         for gi in range(n_groups):
-            e = theta[2 + gi]
+            e = theta[e_at + gi]
             lp += -0.5 * e * e
             c[gi] = abar + tau * e
-        pos = 2 + n_groups
-    bxy_at = pos
     for k in range(n_x):
         lp += -0.5 * theta[bxy_at + k] ** 2
-    bzy_at = bxy_at + n_x
     for j in range(n_z):
         b = theta[bzy_at + j]
         lp += -0.5 * b * b
         for gi in range(n_groups):
             c[gi] += b * z[gi, j]
-    buy_at = bzy_at + n_z
     if kind == MUNDLAK:
         for k in range(n_x):
             b = theta[buy_at + k]
@@ -186,10 +337,6 @@ def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, tri
             for gi in range(n_groups):
                 c[gi] += b * xbar[gi, k]
     if kind == LATENT:
-        bux_at = buy_at + n_x
-        ax_at = bux_at + n_x
-        sigma_at = ax_at + n_x
-        m_at = sigma_at + n_x
         for k in range(n_x):
             buy = theta[buy_at + k]
             log_bux = theta[bux_at + k]
@@ -218,40 +365,39 @@ def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, tri
                 grad[sigma_at + k] += d * d * n[gi] * inv_var - n[gi] + ss[gi, k] * inv_var
                 c[gi] += buy * u
     # --- one pass over the units, group by group -----------------------------------------------------
-    sigma_y = np.exp(theta[-1]) if family == GAUSSIAN else 1.0
+    sigma_y_at = table[LOG_SIGMA_Y, START]
+    log_sigma_y = theta[sigma_y_at] if family == GAUSSIAN else 0.0
+    sigma_y = np.exp(log_sigma_y) if family == GAUSSIAN else 1.0
     inv_var_y = 1.0 / (sigma_y * sigma_y)
     unit_lp, squares, resid, gx = unit_pass.unit_pass(
         family, theta[bxy_at : bxy_at + n_x], c, xt, y, starts, trials, offset, inv_var_y
     )
     lp += unit_lp
     if family == GAUSSIAN:  # the likelihood's scale term and sigma_y ~ Exponential(1) on log scale
-        lp += -0.5 * squares * inv_var_y - n_units * theta[-1] - sigma_y + theta[-1]
-        grad[-1] += squares * inv_var_y - n_units - sigma_y + 1.0
+        lp += -0.5 * squares * inv_var_y - n_units * log_sigma_y - sigma_y + log_sigma_y
+        grad[sigma_y_at] += squares * inv_var_y - n_units - sigma_y + 1.0
     # --- chain rule back to the parameters ---------------------------------------------------------
     for k in range(n_x):
         grad[bxy_at + k] += gx[k] - theta[bxy_at + k]
     _group_slopes_grad(grad, theta, bzy_at, resid, z)
     if kind == NAIVE:
-        grad[0] += resid.sum() - theta[0]
+        grad[a0_at] += resid.sum() - theta[a0_at]
     elif kind == FIXED:
         for gi in range(n_groups):
-            grad[gi] += resid[gi] - theta[gi] / 100.0
+            grad[a_at + gi] += resid[gi] - theta[a_at + gi] / 100.0
     else:
-        s_abar = -theta[0]
+        s_abar = -theta[abar_at]
         s_tau = 0.0
         for gi in range(n_groups):
-            e = theta[2 + gi]
+            e = theta[e_at + gi]
             s_abar += resid[gi]
             s_tau += resid[gi] * e
-            grad[2 + gi] += resid[gi] * tau - e
-        grad[0] += s_abar
-        grad[1] += s_tau * tau - tau + 1.0
+            grad[e_at + gi] += resid[gi] * tau - e
+        grad[abar_at] += s_abar
+        grad[tau_at] += s_tau * tau - tau + 1.0
     if kind == MUNDLAK:
         _group_slopes_grad(grad, theta, buy_at, resid, xbar)
     if kind == LATENT:
-        bux_at = buy_at + n_x
-        ax_at = bux_at + n_x
-        m_at = ax_at + 2 * n_x
         for k in range(n_x):
             buy = theta[buy_at + k]
             bux = np.exp(theta[bux_at + k])
@@ -264,6 +410,48 @@ def _logp_grad(theta, kind, family, xt, y, starts, z, xbar, ss, n, n_groups, tri
                 grad[ax_at + k] += -resid[gi] * buy / bux
                 grad[bux_at + k] += -resid[gi] * buy * u
     return lp, grad
+
+
+@numba.njit(cache=True)
+def expand_into(theta, out, table, n_x):
+    """Write the expanded draws of ``theta`` (:meth:`KernelLayout.variables`, flattened in order) into
+    ``out``: each block as it is or through ``exp``, where ``table`` puts it, and u after m."""
+    for slot in range(table.shape[0]):
+        start, stop, at = table[slot, START], table[slot, STOP], table[slot, OUT]
+        if start < 0:
+            continue
+        if table[slot, LOG] == 1:
+            for i in range(stop - start):
+                out[at + i] = np.exp(theta[start + i])
+        else:
+            for i in range(stop - start):
+                out[at + i] = theta[start + i]
+    u_at = table[U, OUT]
+    if u_at >= 0:
+        m_at, ax_at, bux_at = table[M, START], table[AX, START], table[LOG_BUX, START]
+        for i in range(table[M, STOP] - m_at):
+            k = i % n_x
+            out[u_at + i] = (theta[m_at + i] - theta[ax_at + k]) / np.exp(theta[bux_at + k])
+
+
+class KernelArrays(NamedTuple):
+    """The data a kernel reads, units sorted by group (``xt``, ``y``, ``trials`` and ``offset`` in the
+    kernel's precision, the group-level arrays in float64)."""
+
+    xt: np.ndarray
+    """x transposed, (K, N)."""
+    y: np.ndarray
+    starts: np.ndarray
+    """Each group's first unit, and N last: (G + 1,) int64."""
+    z: np.ndarray
+    xbar: np.ndarray
+    ss: np.ndarray
+    """Each group's within sum of squares of each x, (G, K)."""
+    sizes: np.ndarray
+    n_groups: int
+    trials: np.ndarray
+    offset: np.ndarray
+    """log(exposure) per unit (0 without one)."""
 
 
 class FusedModel:
@@ -281,86 +469,66 @@ class FusedModel:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r}).")
         self.model = model
         self.precision = precision
-        self.kind = KINDS[model]
         self.family = get_family(family)
         """The outcome :class:`~groupfx.models.families.Family`."""
         self.data = data
-        self.blocks = layout(model, data.n_groups, data.n_x, data.n_z)
-        for name in self.family.noise_parameters:  # last in the vector, on the log scale
-            end = max(stop for _, stop in self.blocks.values())
-            self.blocks[f"log_{name}"] = (end, end + 1)
-        self.n_dim = max(stop for _, stop in self.blocks.values())
+        self.layout = KernelLayout.of(
+            get_spec(model), data.n_groups, data.n_x, data.n_z, self.family.noise_parameters
+        )
+        """The one :class:`KernelLayout` of the vector and of the expanded draws."""
+        self.kind = self.layout.kind
+        self.n_dim = self.layout.n_params
         self.order = np.argsort(data.group, kind="stable")
         """The kernel's unit order: the data's rows sorted by group."""
         self.arrays = self._arrays(data, self.order, np.dtype(precision))
 
     @staticmethod
-    def _arrays(data: GroupedData, order: np.ndarray, dtype: np.dtype) -> tuple:
+    def _arrays(data: GroupedData, order: np.ndarray, dtype: np.dtype) -> KernelArrays:
         """The kernel's arrays, units in ``order`` (sorted by group: the likelihood does not depend on it)."""
         starts = np.zeros(data.n_groups + 1, dtype=np.int64)
         np.cumsum(np.bincount(data.group, minlength=data.n_groups), out=starts[1:])
         trials = np.ones(data.n_units) if data.trials is None else np.asarray(data.trials, dtype=np.float64)
         exposure = np.ones(data.n_units) if data.exposure is None else np.asarray(data.exposure, dtype=float)
-        return (
-            np.ascontiguousarray(np.asarray(data.x, dtype=np.float64)[order].T, dtype=dtype),
-            np.ascontiguousarray(np.asarray(data.y, dtype=np.float64)[order], dtype=dtype),
-            starts,
-            np.ascontiguousarray(data.z, dtype=np.float64).reshape(data.n_groups, data.n_z),
-            np.ascontiguousarray(data.xbar, dtype=np.float64),
-            np.ascontiguousarray(data.x_within_ss, dtype=np.float64),
-            data.group_sizes.astype(np.float64),
-            data.n_groups,
-            np.ascontiguousarray(trials[order], dtype=dtype),
-            np.ascontiguousarray(np.log(exposure[order]), dtype=dtype),
+        return KernelArrays(
+            xt=np.ascontiguousarray(np.asarray(data.x, dtype=np.float64)[order].T, dtype=dtype),
+            y=np.ascontiguousarray(np.asarray(data.y, dtype=np.float64)[order], dtype=dtype),
+            starts=starts,
+            z=np.ascontiguousarray(data.z, dtype=np.float64).reshape(data.n_groups, data.n_z),
+            xbar=np.ascontiguousarray(data.xbar, dtype=np.float64),
+            ss=np.ascontiguousarray(data.x_within_ss, dtype=np.float64),
+            sizes=data.group_sizes.astype(np.float64),
+            n_groups=data.n_groups,
+            trials=np.ascontiguousarray(trials[order], dtype=dtype),
+            offset=np.ascontiguousarray(np.log(exposure[order]), dtype=dtype),
         )
 
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
-        return _logp_grad(theta, self.kind, self.family.kernel_code, *self.arrays)
+        a = self.arrays
+        return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, a.xt, a.y, a.starts,
+                          a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset)  # fmt: skip
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""
-        data, b = self.data, self.blocks
-
-        def part(name):
-            start, stop = b[name]
-            return theta[start:stop]
-
-        out: dict[str, np.ndarray] = {}
-        if self.kind == NAIVE:
-            out["a0"] = np.asarray(part("a0")[0])
-        elif self.kind == FIXED:
-            out["a"] = part("a").copy()
-        else:
-            out["abar"] = np.asarray(part("abar")[0])
-            out["tau"] = np.asarray(np.exp(part("log_tau")[0]))
-            out["e"] = part("e").copy()
-        out["bxy"] = part("bxy").copy()
-        if data.n_z:
-            out["bzy"] = part("bzy").copy()
-        if self.kind >= MUNDLAK:
-            out["buy"] = part("buy").copy()
-        if self.kind == LATENT:
-            bux, ax = np.exp(part("log_bux")), part("ax").copy()
-            m = part("m").reshape(data.n_groups, data.n_x).copy()
-            out |= {"bux": bux, "ax": ax, "sigma": np.exp(part("log_sigma")), "m": m, "u": (m - ax) / bux}
-        for name in self.family.noise_parameters:
-            out[name] = np.asarray(np.exp(part(f"log_{name}")[0]))
-        return out
+        variables = self.layout.variables()
+        flat = np.empty(sum(int(np.prod(shape)) for _, shape, _ in variables))
+        expand_into(np.asarray(theta, dtype=np.float64), flat, self.layout.table, self.data.n_x)
+        slices = self.layout.expanded_slices()
+        return {name: flat[slices[name]].reshape(shape).copy() for name, shape, _ in variables}
 
     def expanded(self) -> tuple[list[str], list[tuple[int, ...]], dict[str, tuple[str, ...]]]:
-        """Names, shapes and dims of :meth:`expand`'s output."""
-        values = self.expand(np.zeros(self.n_dim))
-        dims = {"a": ("group",), "e": ("group",), "bxy": ("x_var",), "bzy": ("z_var",), "buy": ("x_var",),
-                "bux": ("x_var",), "ax": ("x_var",), "sigma": ("x_var",), "m": ("group", "x_var"),
-                "u": ("group", "x_var")}  # fmt: skip
-        names = list(values)
-        return names, [tuple(np.shape(values[n])) for n in names], {n: dims[n] for n in names if n in dims}
+        """Names, shapes and dims of :meth:`expand`'s output (dims of the variables that have any)."""
+        variables = self.layout.variables()
+        names = [name for name, _, _ in variables]
+        return (
+            names,
+            [shape for _, shape, _ in variables],
+            {name: dims for name, _, dims in variables if dims},
+        )
 
     def initial_point(self, seed: int) -> np.ndarray:
         """Zeros jittered by Uniform(-1, 1), with the latent model's m started at the observed group means."""
         point = np.random.default_rng(seed).uniform(-1, 1, self.n_dim)
-        if self.kind == LATENT:
-            start, stop = self.blocks["m"]
-            point[start:stop] += self.data.xbar.ravel()
+        if "m" in self.layout:
+            point[self.layout.slice("m")] += self.data.xbar.ravel()
         return point

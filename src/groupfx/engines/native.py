@@ -4,8 +4,9 @@
 takes the GIL, boxes the point into an array and dispatches the numba kernel, an overhead that on small data
 is a large share of the sampler's time, and that serialises the chains on the GIL. nutpie's own PyMC path
 instead calls a numba ``cfunc`` through a pointer. This module builds such cfuncs around
-:func:`groupfx.engines.kernels._logp_grad` and the expansion of draws, reading the model's arrays through a
-small table of addresses (``user_data``), so the compiled code holds no data and numba caches it on disk. The
+:func:`groupfx.engines.kernels._logp_grad` and :func:`groupfx.engines.kernels.expand_into`, reading the
+model's arrays and its layout table (:class:`groupfx.engines.kernels.KernelLayout`) through a small table of
+addresses (``user_data``), so the compiled code holds no data and numba caches it on disk. The
 model object is nutpie's ``CompiledPyMCModel`` filled with these callbacks.
 
 Tests hold the callbacks equal, bit for bit, to :class:`groupfx.engines.kernels.FusedModel`'s methods, and a
@@ -22,11 +23,14 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from groupfx.engines import kernels
-from groupfx.engines.kernels import FIXED, GAUSSIAN, LATENT, MUNDLAK, NAIVE, FusedModel
+from groupfx.engines.kernels import SLOTS, FusedModel
 
-# user_data: the addresses and sizes of the kernel's arrays, one uint64 each
-XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY = range(15)
-USER_DATA_LENGTH = 15
+# user_data: the addresses and sizes of the kernel's arrays and of its layout table, one uint64 each
+XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY, TABLE = range(
+    16
+)
+USER_DATA_LENGTH = 16
+N_SLOTS = len(SLOTS)
 
 LOGP_SIGNATURE = types.int64(
     types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.CPointer(types.double),
@@ -67,6 +71,7 @@ def _logp_into(dim, x_, out_, logp_, ud, xt, y, trials, offset):
         numba.carray(x_, (dim,)),
         np.int64(ud[KIND]),
         np.int64(ud[FAMILY]),
+        numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, 4)),
         xt,
         y,
         numba.carray(_i64_pointer(ud[STARTS]), (n_groups + 1,)),
@@ -109,51 +114,11 @@ def _logp_float32(dim, x_, out_, logp_, user_data_):
                       numba.carray(_f32_pointer(ud[OFFSET]), (n,)))  # fmt: skip
 
 
-@numba.njit(cache=True)
-def _expand_into(theta, out, kind, family, n_groups, n_x, n_z):
-    """Write :meth:`FusedModel.expand`'s values, flattened in its order, into ``out``."""
-    at = 0
-    if kind == NAIVE:
-        out[0] = theta[0]
-        at, pos = 1, 1
-    elif kind == FIXED:
-        out[:n_groups] = theta[:n_groups]
-        at, pos = n_groups, n_groups
-    else:
-        out[0] = theta[0]
-        out[1] = np.exp(theta[1])
-        out[2 : 2 + n_groups] = theta[2 : 2 + n_groups]
-        at, pos = 2 + n_groups, 2 + n_groups
-    out[at : at + n_x] = theta[pos : pos + n_x]  # bxy
-    at, pos = at + n_x, pos + n_x
-    out[at : at + n_z] = theta[pos : pos + n_z]  # bzy (none when J = 0)
-    at, pos = at + n_z, pos + n_z
-    if kind >= MUNDLAK:
-        out[at : at + n_x] = theta[pos : pos + n_x]  # buy
-        at, pos = at + n_x, pos + n_x
-    if kind == LATENT:
-        bux = np.exp(theta[pos : pos + n_x])
-        ax = theta[pos + n_x : pos + 2 * n_x]
-        out[at : at + n_x] = bux
-        out[at + n_x : at + 2 * n_x] = ax
-        out[at + 2 * n_x : at + 3 * n_x] = np.exp(theta[pos + 2 * n_x : pos + 3 * n_x])
-        at, pos = at + 3 * n_x, pos + 3 * n_x
-        for gi in range(n_groups):
-            for k in range(n_x):
-                m = theta[pos + gi * n_x + k]
-                out[at + gi * n_x + k] = m
-                out[at + n_groups * n_x + gi * n_x + k] = (m - ax[k]) / bux[k]
-        at += 2 * n_groups * n_x
-    if family == GAUSSIAN:
-        out[at] = np.exp(theta[theta.shape[0] - 1])
-
-
 @numba.cfunc(EXPAND_SIGNATURE, cache=True)
 def _expand(dim, n_expanded, x_, out_, user_data_):
     ud = numba.carray(_u64_pointer(user_data_), (USER_DATA_LENGTH,))
     theta, out = numba.carray(x_, (dim,)), numba.carray(out_, (n_expanded,))
-    kind, family = np.int64(ud[KIND]), np.int64(ud[FAMILY])
-    _expand_into(theta, out, kind, family, np.int64(ud[N_GROUPS]), np.int64(ud[N_X]), np.int64(ud[N_Z]))
+    kernels.expand_into(theta, out, numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, 4)), np.int64(ud[N_X]))
     return 0
 
 
@@ -161,16 +126,17 @@ LOGP = {"float64": _logp_float64, "float32": _logp_float32}
 
 
 def user_data(fused: FusedModel) -> np.ndarray:
-    """The table of addresses the callbacks read; valid while ``fused.arrays`` lives."""
-    xt, y, starts, z, xbar, ss, sizes, n_groups, trials, offset = fused.arrays
+    """The table of addresses the callbacks read; valid while ``fused.arrays`` and ``fused.layout`` live."""
+    a = fused.arrays
     table = np.zeros(USER_DATA_LENGTH, dtype=np.uint64)
-    for slot, array in ((XT, xt), (Y, y), (STARTS, starts), (Z, z), (XBAR, xbar), (SS, ss), (SIZES, sizes),
-                        (TRIALS, trials), (OFFSET, offset)):  # fmt: skip
+    for slot, array in ((XT, a.xt), (Y, a.y), (STARTS, a.starts), (Z, a.z), (XBAR, a.xbar), (SS, a.ss),
+                        (SIZES, a.sizes), (TRIALS, a.trials), (OFFSET, a.offset),
+                        (TABLE, fused.layout.table)):  # fmt: skip
         if not array.flags.c_contiguous:  # FusedModel makes them so
             raise ValueError("the kernel's arrays must be C-contiguous")
         table[slot] = array.ctypes.data
-    table[N_X], table[N_UNITS] = xt.shape
-    table[N_GROUPS], table[N_Z] = n_groups, z.shape[1]
+    table[N_X], table[N_UNITS] = a.xt.shape
+    table[N_GROUPS], table[N_Z] = a.n_groups, a.z.shape[1]
     table[KIND], table[FAMILY] = fused.kind, fused.family.kernel_code
     return table
 
@@ -181,9 +147,8 @@ def compile_native(fused: FusedModel):
 
     logp, expand = LOGP[fused.precision], _expand
     names, shapes, dims = fused.expanded()
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    stops = np.cumsum(sizes)
-    slices = [slice(int(stop - size), int(stop)) for stop, size in zip(stops, sizes, strict=True)]
+    where = fused.layout.expanded_slices()
+    slices = [where[name] for name in names]
     data = fused.data
     coords = {"group": pd.Index(data.group_labels), "x_var": pd.Index(data.x_names)}
     if data.n_z:
@@ -197,9 +162,9 @@ def compile_native(fused: FusedModel):
         compiled_logp_func=logp,
         compiled_expand_func=expand,
         initial_point_func=fused.initial_point,
-        shared_data={"arrays": fused.arrays},  # keeps the addresses in the table valid
+        shared_data={"arrays": fused.arrays, "layout": fused.layout.table},  # keeps the addresses valid
         user_data=table,
-        n_expanded=int(stops[-1]),
+        n_expanded=slices[-1].stop,
         shape_info=(names, slices, shapes),
         logp_func=None,
         expand_func=None,

@@ -76,7 +76,7 @@ def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: in
 
 def _constant(fused: FusedModel) -> np.ndarray:
     """Each unit's normalising constant of the family's log-density (block order, i.e. sorted)."""
-    _, y, _, _, _, _, _, _, trials, _ = fused.arrays
+    y, trials = fused.arrays.y, fused.arrays.trials
     family = fused.family.kernel_code
     if family == BINOMIAL:
         return gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
@@ -104,7 +104,8 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     """
     if fused.precision != "float64":
         fused = FusedModel(fused.model, fused.data, fused.family)
-    xt, y, starts, _, _, _, _, _, trials, offset = fused.arrays
+    arrays = fused.arrays
+    xt, y, starts, trials, offset = arrays.xt, arrays.y, arrays.starts, arrays.trials, arrays.offset
     names = predictor_parameters(fused.kind, fused.data.n_z) + list(fused.family.noise_parameters)
     draws = loglik.flatten_draws(posterior, names)
     n_samples = draws["bxy"].shape[0]

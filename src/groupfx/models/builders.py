@@ -39,10 +39,19 @@ from groupfx.models.priors import Prior, resolve_priors
 
 Builder = Callable[[GroupedData, Mapping[str, Prior], Family], pm.Model]
 
+INTERCEPTS = ("single", "free", "pooled")
+"""How a model's linear predictor holds the intercept: one for all, one free per group, pooled per group."""
+LATENT_VARIABLES = (None, "per_x", "shared")
+"""A model's latent group variable: none, one per x, or one shared by every x."""
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One strategy: its builder and what to say about it.
+    """One strategy: its builder, what its linear predictor holds, and what to say about it.
+
+    The traits (``intercepts``, ``group_mean_of_x``, ``latent_group_variable`` and the properties derived
+    from them) are the one place that says what a strategy holds: the fused kernel, the effects, the
+    cross-check and the report ask them instead of comparing the strategy's name.
 
     Attributes
     ----------
@@ -64,6 +73,16 @@ class ModelSpec:
         NUTS target acceptance. The grouped models use 0.9: at nutpie's 0.8 the seed study showed a few
         divergences (fixed effects: a group whose y is all 0 lets its intercept drift into the prior's
         tail; Mundlak and latent: small tau), which the smaller step removes.
+    phrase : str
+        The strategy in a sentence's words, e.g. ``"the Mundlak device"``.
+    intercepts : {"single", "free", "pooled"}
+        The intercept: one for all units (``a0``), one free per group (``a[g]``), or pooled per group
+        (``abar + tau e[g]``).
+    group_mean_of_x : bool
+        Whether the observed group mean of each x enters the predictor (``buy xbar[g]``).
+    latent_group_variable : {None, "per_x", "shared"}
+        A latent group variable measured through x that enters the predictor (``buy u[g]``): one per x
+        (``u[g, k]``), or one shared by every x (``u[g]``).
     """
 
     name: str
@@ -74,6 +93,56 @@ class ModelSpec:
     not_identified: dict[str, str] = field(default_factory=dict)
     cost: int = 3
     target_accept: float = 0.9
+    phrase: str = ""
+    intercepts: str = "pooled"
+    group_mean_of_x: bool = False
+    latent_group_variable: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.intercepts not in INTERCEPTS:
+            raise ValueError(f"intercepts must be one of {', '.join(INTERCEPTS)} (got {self.intercepts!r})")
+        if self.latent_group_variable not in LATENT_VARIABLES:
+            raise ValueError(f"latent_group_variable must be None, 'per_x' or 'shared' (got "
+                             f"{self.latent_group_variable!r})")  # fmt: skip
+
+    @property
+    def group_proxy(self) -> str | None:
+        """The group-level stand-in for U the predictor holds: ``"xbar"``, ``"u"`` or None."""
+        if self.latent_group_variable is not None:
+            return "u"
+        return "xbar" if self.group_mean_of_x else None
+
+    @property
+    def identifies_within(self) -> bool:
+        """Whether ``bxy`` is the within-group effect: free intercepts absorb U, or a proxy of U stands in
+        for it beside pooled ones."""
+        return self.intercepts == "free" or self.group_proxy is not None
+
+    @property
+    def has_group_intercepts(self) -> bool:
+        """Whether U is carried by a per-group intercept alone (free or pooled, no proxy of U beside it), so
+        that the intercepts themselves estimate each group's ``a0 + U + bzy z``."""
+        return self.intercepts != "single" and self.group_proxy is None
+
+    @property
+    def contextual_effect(self) -> str | None:
+        """How the contextual effect of each x's group mean is computed from the draws: ``"buy"`` (the
+        observed group mean), ``"buy/bux"`` (a latent u per x, on its own scale: the group mean of x is
+        ``ax + bux u``), or None (no proxy, or one u shared by all the x, which does not split by x)."""
+        if self.group_mean_of_x:
+            return "buy"
+        return "buy/bux" if self.latent_group_variable == "per_x" else None
+
+    @property
+    def priors_used(self) -> tuple[str, ...]:
+        """The named priors (see :mod:`groupfx.models.priors`) the builder reads, in the predictor's order."""
+        names = {"single": ("a0",), "free": ("a",), "pooled": ("abar", "tau")}[self.intercepts]
+        names += ("bxy", "bzy")
+        if self.group_proxy is not None:
+            names += ("buy",)
+        if self.latent_group_variable is not None:
+            names += ("bux", "ax", "sigma")
+        return names
 
 
 # Every model is built with ``check_bounds=False``: all parameters are valid by construction (scales are
@@ -304,6 +373,8 @@ MODELS: dict[str, ModelSpec] = {
             build_naive,
             cost=1,
             target_accept=0.8,
+            phrase="a naive regression",
+            intercepts="single",
         ),
         ModelSpec(
             "fixed",
@@ -316,6 +387,8 @@ MODELS: dict[str, ModelSpec] = {
             # groups whose y is all 0 let their intercept wander into the Normal(0, 10) prior's tail, where
             # even 0.9 left a divergence now and then
             target_accept=0.95,
+            phrase="fixed effects",
+            intercepts="free",
         ),
         ModelSpec(
             "multilevel",
@@ -323,6 +396,7 @@ MODELS: dict[str, ModelSpec] = {
             "eta = abar + tau·e[g] + bxy·x + bzy·z[g],  e[g] ~ Normal(0, 1)",
             "Partially pooled intercepts assume U is unrelated to x, so bxy stays confounded.",
             build_multilevel,
+            phrase="a multilevel (random intercepts) model",
         ),
         ModelSpec(
             "mundlak",
@@ -330,6 +404,8 @@ MODELS: dict[str, ModelSpec] = {
             "eta = abar + tau·e[g] + bxy·x + bzy·z[g] + buy·xbar[g]",
             "The group mean of x stands in for U, giving within-group bxy with pooled intercepts.",
             build_mundlak,
+            phrase="the Mundlak device",
+            group_mean_of_x=True,
         ),
         ModelSpec(
             "latent",
@@ -338,6 +414,8 @@ MODELS: dict[str, ModelSpec] = {
             "A latent group variable u, measured through x, stands in for U (bux > 0 fixes its sign).",
             build_latent,
             cost=5,
+            phrase="a latent Mundlak model",
+            latent_group_variable="per_x",
         ),
         ModelSpec(
             "latent_shared",
@@ -346,6 +424,8 @@ MODELS: dict[str, ModelSpec] = {
             "One latent group variable u, measured by every x, stands in for U (the first x fixes its sign).",
             build_latent_shared,
             cost=5,
+            phrase="a latent Mundlak model with one u shared by the x",
+            latent_group_variable="shared",
         ),
     )
 }

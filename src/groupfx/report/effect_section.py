@@ -20,8 +20,6 @@ from groupfx.results.checks import (
 from groupfx.results.effects import contrast_errors, contrasts
 from groupfx.results.fits import Fit
 
-INTERCEPT_MODELS = ("fixed", "multilevel")
-
 
 @dataclass
 class EffectSection:
@@ -103,7 +101,7 @@ def effect_section(fits: Sequence[Fit], simulated=None, delta: float = 1.0) -> E
         s = simulated.settings
         section.true_intercepts = s.a0 + simulated.ug + s.bzy * simulated.data.z[:, 0]
         section.intercepts = {
-            fit.label: group_intercepts(fit) for fit in fits if fit.model in INTERCEPT_MODELS
+            fit.label: group_intercepts(fit) for fit in fits if fit.spec.has_group_intercepts
         }
     section.checks = {fit.label: posterior_predictive_check(fit) for fit in fits}
     section.prior_means = {fit.label: prior_predictive_means(fit) for fit in fits}

@@ -410,10 +410,6 @@ def _table(names, estimate, se, method, n_used, notes) -> pd.DataFrame:
     )
 
 
-WITHIN_MODELS = ("fixed", "mundlak", "latent", "latent_shared")
-"""The strategies whose ``bxy`` estimates the within-group effect, shown beside the frequentist one."""
-
-
 def within_for(data: GroupedData, family: str | Family) -> pd.DataFrame:
     """:func:`within_estimate` of every x of ``data`` under ``family``."""
     return within_estimate(
@@ -433,7 +429,8 @@ def side_by_side(fits: Sequence[Fit], within: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     fits : sequence of Fit
-        The fits; those of :data:`WITHIN_MODELS` get a column pair each (posterior mean and sd).
+        The fits; those whose ``bxy`` is the within-group effect (``fit.spec.identifies_within``) get a
+        column pair each (posterior mean and sd).
     within : pandas.DataFrame
         The table of :func:`within_estimate`.
 
@@ -447,7 +444,7 @@ def side_by_side(fits: Sequence[Fit], within: pd.DataFrame) -> pd.DataFrame:
         columns={"estimate": "within estimate", "se": "within se"}
     )
     for fit in fits:
-        if fit.model not in WITHIN_MODELS:
+        if not fit.spec.identifies_within:
             continue
         draws = fit.idata.posterior["bxy"]
         table[f"{fit.label} mean"] = [float(draws.sel(x_var=term).mean()) for term in table.index]

@@ -425,8 +425,8 @@ def mundlak_effects(
     In the Mundlak model ``bxy`` is the within-group effect, ``buy`` the contextual effect of the group
     mean of x and ``bxy + buy`` the between-group effect. In the latent model u is on its own scale: since
     the group mean of x is ``ax + bux u``, its contextual effect per unit of x is ``buy / bux``. Each is
-    computed draw by draw, per x. (The shared-latent model has one u for all the x, so its contextual effect
-    does not split by x and it is left out.)
+    computed draw by draw, per x, as each model's ``spec.contextual_effect`` says. (The shared-latent model
+    has one u for all the x, so its contextual effect does not split by x and it is left out.)
 
     Returns
     -------
@@ -437,10 +437,11 @@ def mundlak_effects(
     columns = ["model", "term", "effect", "mean", "sd", "hdi_low", "hdi_high"]
     rows = []
     for fit in as_fit_list(fits, "mundlak_effects"):
-        if fit.model not in ("mundlak", "latent"):
+        how = fit.spec.contextual_effect
+        if how is None:
             continue
         post = fit.idata.posterior
-        contextual = post["buy"] if fit.model == "mundlak" else post["buy"] / post["bux"]
+        contextual = post["buy"] if how == "buy" else post["buy"] / post["bux"]
         for term in fit.data.x_names:
             for effect, draws in (
                 ("within", post["bxy"]),
