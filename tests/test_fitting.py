@@ -227,6 +227,25 @@ def test_report_lists_the_priors_in_use_and_marks_the_overridden(small_fits):
     assert "bxy ~ Normal(mu=0, sigma=2.5) (set by you)" in _priors_text(fits, changed)
 
 
+@pytest.mark.slow  # fits two models twice
+def test_fit_all_gives_the_same_fits_with_one_worker_or_two(small_sim):
+    steps: dict[int, list[tuple[str, str]]] = {}
+    fits = {}
+    for n_workers in (1, 2):
+        steps[n_workers] = []
+        fits[n_workers] = groupfx.fit_all(
+            small_sim, ["naive", "mundlak"], warn=False, workers=n_workers,
+            progress=lambda label, step, into=steps[n_workers]: into.append((label, step)), **TINY,
+        )  # fmt: skip
+        assert list(fits[n_workers]) == ["naive", "mundlak"]
+    for name in ("naive", "mundlak"):
+        np.testing.assert_array_equal(
+            fits[1][name].idata.posterior["bxy"], fits[2][name].idata.posterior["bxy"]
+        )
+        assert fits[1][name].loo.elpd_loo == fits[2][name].loo.elpd_loo
+    assert steps[2] and sorted(steps[1]) == sorted(steps[2])  # the workers' progress reaches the caller
+
+
 @pytest.mark.slow  # compiles two models with JAX
 def test_jax_fits_run_in_this_process_by_default(small_sim, monkeypatch):
     pytest.importorskip("jax")
@@ -234,7 +253,7 @@ def test_jax_fits_run_in_this_process_by_default(small_sim, monkeypatch):
     def no_workers(*args, **kwargs):
         raise AssertionError("the JAX backend should not fork workers")
 
-    monkeypatch.setattr("groupfx.fitting.run_fits", no_workers)
+    monkeypatch.setattr("groupfx.util.workers._run_forked", no_workers)
     fits = groupfx.fit_all(small_sim, ["naive", "mundlak"], backend="jax", warn=False, **TINY)
     assert [fit.idata.sample_stats.attrs["backend"] for fit in fits.values()] == ["jax", "jax"]
     assert all(fit.idata.sample_stats.attrs["device"] for fit in fits.values())  # cpu, or gpu (...)

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 import arviz as az
 import pandas as pd
@@ -22,7 +23,7 @@ from groupfx.models.builders import DEFAULT_MODELS, get_spec
 from groupfx.models.families import OUTCOME
 from groupfx.models.priors import Prior, resolve_priors
 from groupfx.results.fits import Fit, Fits
-from groupfx.util.workers import default_workers, run_fits
+from groupfx.util.workers import default_workers, forks, run_pool, send
 
 Progress = Callable[[str, str], None]
 """``progress(model_label, step)`` is called as each step of a fit begins."""
@@ -205,24 +206,11 @@ def fit_all(
         workers = 1 if settings.backend == "jax" else default_workers(len(names))
     if workers < 1:
         raise InputError(f"workers must be a positive integer (got {workers}).")
-    if workers == 1:
-        fits = {
-            name: fit(
-                data, name, priors=priors, family=family, settings=settings, progress=progress, warn=False
-            )
-            for name in names
-        }
-    else:
-        longest_first = sorted(names, key=lambda name: -get_spec(name).cost)
-        fits = run_fits(
-            fit,
-            longest_first,
-            (data,),
-            {"priors": priors, "family": family, "settings": settings, "warn": False},
-            workers,
-            progress,
-        )
-        fits = {name: fits[name] for name in names}
+    one_fit = partial(fit, data, priors=priors, family=family, settings=settings, progress=send, warn=False)
+    longest_first = sorted(names, key=lambda name: -get_spec(name).cost)  # while one samples, others start
+    order = longest_first if forks(workers, len(names)) else names
+    fits = dict(zip(order, run_pool(one_fit, order, workers, on_event=progress), strict=True))
+    fits = {name: fits[name] for name in names}
     if warn:
         for result in fits.values():
             warn_issues(result.issues)

@@ -234,3 +234,24 @@ def test_causal_dag_marks_the_truth_and_the_unobserved_confounder():
     assert "Normal(0, 1.5)" in confounder.get_text()
     assert confounder.get_bbox_patch().get_linestyle() == "--"
     assert len([c for c in fig.axes[0].get_children() if type(c).__name__ == "Annotation"]) == 4
+
+
+def test_figures_drawn_side_by_side_are_the_files_drawn_one_by_one(sim, fits, tmp_path):
+    import os
+
+    from groupfx.report.drawing import draw_figures
+
+    drawings = {  # closures over the data and fits: the workers inherit them
+        "group_counts": lambda: plots.plot_group_counts(sim.data),
+        "y_by_x": lambda: plots.plot_y_by_x(sim.data),
+        "forest": lambda: plots.plot_forests(fits, sim.truth),
+    }
+    meanwhile: list[int] = []
+    one = draw_figures(drawings, tmp_path / "one", workers=1)
+    two = draw_figures(drawings, tmp_path / "two", workers=2, meanwhile=lambda: meanwhile.append(os.getpid()))
+    assert meanwhile == [os.getpid()]
+    assert list(one) == list(two) == list(drawings)
+    for key in drawings:
+        assert one[key] == tmp_path / "one" / f"{key}.png" and two[key] == tmp_path / "two" / f"{key}.png"
+        assert one[key].read_bytes() == two[key].read_bytes()
+    assert sorted(path.name for path in (tmp_path / "two").iterdir()) == sorted(f"{k}.png" for k in drawings)

@@ -6,10 +6,7 @@ killed at any point keeps every finished fit, and the workers need no shared fil
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from groupfx.study.scenarios import Scenario
 from groupfx.study.store import existing_results, read_results, start_study, write_result
 from groupfx.study.tasks import StudySettings, Task, make_tasks, run_task
 from groupfx.util.files import claim_output_folder
+from groupfx.util.workers import default_workers, run_pool
 
 
 @dataclass
@@ -40,31 +38,10 @@ class StudyProgress:
 Progress = Callable[[StudyProgress], None]
 
 
-def _init_worker() -> None:
-    import warnings
-
-    warnings.filterwarnings("ignore")
-
-
 def run_local(tasks: Sequence[Task], workers: int, on_result: Callable[[Task, pd.DataFrame], None]) -> None:
-    """Run ``tasks`` in ``workers`` forked processes (or in this one when ``workers`` is 1)."""
-    if workers == 1:
-        for task in tasks:
-            on_result(task, run_task(task))
-        return
-    context = mp.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-        futures: dict[Future, Task] = {pool.submit(run_task, task): task for task in tasks}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    on_result(futures[future], future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    """Run ``tasks`` in ``workers`` forked processes (or in this one when ``workers`` is 1), handing each
+    task's rows to ``on_result`` the moment it finishes (see :func:`groupfx.util.workers.run_pool`)."""
+    run_pool(run_task, tasks, workers, on_result=on_result)
 
 
 def connect(address: str, timeout: float | str | None = None):
@@ -118,11 +95,6 @@ def run_dask(tasks: Sequence[Task], scheduler, on_result: Callable[[Task, pd.Dat
     finally:
         if isinstance(scheduler, str):
             client.close()
-
-
-def default_workers() -> int:
-    """One worker process per core."""
-    return max(1, os.cpu_count() or 1)
 
 
 def run_study(
@@ -202,7 +174,7 @@ def run_study(
             if client is not None:
                 run_dask(todo, client, on_result)
             else:
-                run_local(todo, min(workers, max(1, len(todo))), on_result)
+                run_local(todo, workers, on_result)
         finally:
             if isinstance(scheduler, str):
                 client.close()
