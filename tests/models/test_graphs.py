@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import groupfx
-from groupfx.models import graph_drawing, graphs
+from groupfx.models import graph_drawing, graph_layout, graphs
 from groupfx.models.builders import DEFAULT_MODELS, build_model
-from groupfx.models.graph_drawing import layout_graph, model_structure
+from groupfx.models.graph_layout import layout_graph, model_structure
 from groupfx.report.outputs import causal_graph, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -160,7 +160,7 @@ def test_a_wide_rank_is_split_to_fit_the_page(tiny):
     layout = layout_graph(model_structure(build_model("multilevel", tiny.data)))
     parents = [p for p, c in layout.structure.edges if c == "y_obs"]
     assert len(parents) == 8 and len({layout.ranks[p] for p in parents}) == 2
-    assert layout.width <= 1.1 * graph_drawing.TARGET_WIDTH
+    assert layout.width <= 1.1 * graph_layout.TARGET_WIDTH
 
 
 @pytest.mark.slow
