@@ -189,3 +189,16 @@ def test_a_study_folder_in_use_is_refused(grid, tmp_path):
         )
         assert snapshot(tmp_path) == before
     assert list(tmp_path.iterdir()) == [grid]
+
+
+def test_a_killed_reports_figures_are_removed_only_inside_a_study_folder(tmp_path):
+    from groupfx.study.report import remove_stale_figures
+
+    study_dir, other = tmp_path / "study", tmp_path / "other"
+    for folder in (study_dir, other):
+        (folder / ".figures.abc.tmp").mkdir(parents=True)
+        (folder / ".figures.abc.tmp" / "bias_bxy.png").write_bytes(b"half")
+    write_marker(study_dir, "study")
+    assert remove_stale_figures(study_dir) == [study_dir / ".figures.abc.tmp"]
+    assert not (study_dir / ".figures.abc.tmp").exists()
+    assert remove_stale_figures(other) == [] and (other / ".figures.abc.tmp" / "bias_bxy.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import shutil
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -18,7 +19,7 @@ from groupfx.results.fits import HDI_PROB
 from groupfx.study.scenarios import Scenario
 from groupfx.study.summary import summarise_study
 from groupfx.study.tasks import StudySettings
-from groupfx.util.files import atomic_directory, atomic_path
+from groupfx.util.files import atomic_directory, atomic_path, output_kind
 
 
 def _panel_grid(scenarios: Sequence[str]) -> tuple[Figure, np.ndarray]:
@@ -77,6 +78,21 @@ def plot_metric(
     return fig
 
 
+def remove_stale_figures(out_dir: str | Path) -> list[Path]:
+    """Remove the temporary figures folders a killed report left inside a study folder groupfx made.
+
+    Everything in a marked study folder is groupfx's (and a running study holds its lock), so a
+    ``.figures.*.tmp`` folder there is a leftover; in any other folder nothing is touched.
+    """
+    out_dir = Path(out_dir)
+    if output_kind(out_dir) != "study":
+        return []
+    stale = [p for p in out_dir.glob(".figures.*.tmp") if p.is_dir() and not p.is_symlink()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def write_study_report(
     results: pd.DataFrame,
     scenarios: Sequence[Scenario],
@@ -108,6 +124,7 @@ def write_study_report(
         "loo_wins": ("loo_win_rate", "bxy", None),
     }
     images = {}
+    remove_stale_figures(out_dir)
     with atomic_directory(out_dir / "figures") as tmp:
         for key, (metric, parameter, reference) in figures.items():
             path = save_figure(plot_metric(summary, metric, parameter, reference), tmp / f"{key}.png")
