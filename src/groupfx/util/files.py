@@ -167,7 +167,8 @@ def check_output_folder(path: str | Path, kind: OutputKind, inputs: Iterable[str
         if found is None and not _is_empty_folder(out):
             raise InputError(
                 f"The folder {given} exists and is not a groupfx {kind} folder (it has no {MARKER} file);"
-                " groupfx writes only into folders it made: choose a new --out."
+                " groupfx writes only into folders it made: choose a new --out (a report of a groupfx older"
+                " than the marker is yours to remove)."
             )
         if found is not None and found != kind:
             raise InputError(
