@@ -19,6 +19,14 @@ from groupfx.util.workers import forks, run_pool, send
 PARENT = os.getpid()
 
 
+@pytest.fixture(autouse=True)
+def _as_if_jax_were_not_imported(monkeypatch):
+    """Other tests of the session import JAX, and the pool then never forks; these tests exercise the
+    forked path with functions that never touch JAX, so each starts with JAX out of ``sys.modules``
+    (put back after)."""
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+
+
 def _wait_for(path: Path) -> None:
     """Block until ``path`` exists; fail (rather than hang) if it never comes."""
     deadline = time.monotonic() + 120
