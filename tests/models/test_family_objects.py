@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pymc as pm
@@ -13,42 +12,21 @@ import pytest
 from pytensor.graph.traversal import ancestors
 from scipy.special import expit
 
-import groupfx
 from groupfx.data.outcomes import OUTCOME_RULES, outcome_rule
 from groupfx.engines import unit_pass
 from groupfx.errors import InputError
 from groupfx.models.families import FAMILIES, OUTCOME, family_of_outcome, get_family
 from groupfx.models.priors import resolve_priors
 
-SRC = Path(groupfx.__file__).resolve().parent
+from .. import name_scan
+
+SRC = name_scan.SRC
 NAMES = {"bernoulli", "binomial", "poisson", "gaussian"}
 ALLOWED = {SRC / "models" / "families.py", SRC / "data" / "outcomes.py"}
 
 
-def _name_constants(tree: ast.AST) -> list[tuple[int, str]]:
-    """``(line, name)`` of each family name used as a string in a comparison, a match case or a dict key."""
-    found = []
-
-    def strings(node):
-        return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in NAMES]
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare):
-            found += strings(node)
-        elif isinstance(node, ast.match_case):
-            found += strings(node.pattern)
-        elif isinstance(node, ast.Dict):
-            found += [c for key in node.keys if key is not None for c in strings(key)]
-    return [(c.lineno, c.value) for c in found]
-
-
 def test_no_module_compares_a_family_name():
-    offenders = [
-        f"{path.relative_to(SRC)}:{line} {name!r}"
-        for path in sorted(SRC.rglob("*.py"))
-        if path not in ALLOWED
-        for line, name in _name_constants(ast.parse(path.read_text()))
-    ]
+    offenders = list(name_scan.offenders(NAMES, lambda path: path in ALLOWED))
     assert not offenders, "family names compared outside models/families.py: " + ", ".join(offenders)
 
 
@@ -60,7 +38,7 @@ def test_the_scan_finds_each_kind_of_comparison():
         "y = family in ('bernoulli', 'other')\n"
         "z = f(family='bernoulli')\n"
     )
-    assert sorted(_name_constants(ast.parse(source))) == [
+    assert name_scan.name_uses(ast.parse(source), NAMES) == [
         (1, "poisson"), (2, "gaussian"), (4, "binomial"), (5, "bernoulli"),
     ]  # fmt: skip
 

@@ -1,6 +1,5 @@
 import ast
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import nutpie
@@ -13,6 +12,8 @@ from groupfx.errors import InputError, UnknownModelError
 from groupfx.loo.loglik import pointwise_loglik
 from groupfx.models.builders import MODELS
 from groupfx.models.families import OUTCOME
+
+from .. import name_scan
 
 EXPECTED_FREE = {
     "naive": {"a0", "bxy", "bzy"},
@@ -195,38 +196,15 @@ def test_a_spec_refuses_an_unknown_trait():
         dataclasses.replace(spec, latent_group_variable="per_z")
 
 
-SRC = Path(groupfx.__file__).resolve().parent
 MODEL_NAMES = set(MODELS)
 
 
-def _model_name_uses(tree: ast.AST) -> list[tuple[int, str]]:
-    """``(line, name)`` of each registry name used as a string in a comparison, a match case, a dict key, or
-    a literal list of names (a tuple, list or set of two or more of them)."""
-    found = []
-
-    def strings(node):
-        return [n for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in MODEL_NAMES]
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare):
-            found += strings(node)
-        elif isinstance(node, ast.match_case):
-            found += strings(node.pattern)
-        elif isinstance(node, ast.Dict):
-            found += [c for key in node.keys if key is not None for c in strings(key)]
-        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-            names = [e for e in node.elts if isinstance(e, ast.Constant) and e.value in MODEL_NAMES]
-            found += names if len(names) >= 2 else []
-    return sorted({(c.lineno, c.value) for c in found})
-
-
 def test_no_module_outside_models_compares_a_model_name():
-    offenders = [
-        f"{path.relative_to(SRC)}:{line} {name!r}"
-        for path in sorted(SRC.rglob("*.py"))
-        if (SRC / "models") not in path.parents
-        for line, name in _model_name_uses(ast.parse(path.read_text()))
-    ]
+    offenders = list(
+        name_scan.offenders(
+            MODEL_NAMES, lambda path: name_scan.SRC / "models" in path.parents, literal_lists=True
+        )
+    )
     assert not offenders, "model names compared outside models/ (ask the ModelSpec's traits): " + ", ".join(
         offenders
     )
@@ -241,6 +219,6 @@ def test_the_model_name_scan_finds_each_kind_of_use():
         "y = fit(model='latent_shared')\n"
         "z = ['naive']\n"
     )
-    assert _model_name_uses(ast.parse(source)) == [
+    assert name_scan.name_uses(ast.parse(source), MODEL_NAMES, literal_lists=True) == [
         (1, "mundlak"), (2, "fixed"), (4, "latent"), (5, "multilevel"), (5, "naive"),
     ]  # fmt: skip
