@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--group", default=None, help="group column (labels kept as they are)")
     fit.add_argument(
+        "--time",
+        default=None,
+        help="period column of a panel (or any factor crossed with the group): two-way effects; a"
+        " formula gives it as '| group + year'",
+    )
+    fit.add_argument(
         "--z",
         action="append",
         default=None,
@@ -382,7 +388,7 @@ def run_fit_command(args: argparse.Namespace) -> int:
 
     from groupfx.data.reader import DataWarning, read_data
     from groupfx.fitting import fit_all
-    from groupfx.models.builders import DEFAULT_MODELS
+    from groupfx.models.builders import DEFAULT_MODELS, get_spec
     from groupfx.models.priors import load_priors
     from groupfx.report.outputs import write_report
     from groupfx.results.fits import compare, estimates
@@ -407,18 +413,27 @@ def run_fit_command(args: argparse.Namespace) -> int:
             family=args.family,
             trials=args.trials,
             exposure=args.exposure,
+            time=args.time,
             dropna=args.dropna,
         )
+    for name in models:
+        get_spec(name).check_data(data)
     console = _console()
     for warning in caught:
         if issubclass(warning.category, DataWarning):
             console.print(f"[yellow]warning:[/yellow] {escape(str(warning.message))}", highlight=False)
     x_text, y_name, group_name = ", ".join(data.x_names), data.names["y"], data.names["group"]
     title = f"groupfx: the effect of {x_text} on {y_name}, grouped by {group_name}"
+    periods = ""
+    if data.two_way:
+        title += f" and {data.names['time']}"
+        shape = "a balanced panel" if data.balanced else "an unbalanced panel"
+        periods = f" and {data.n_times} periods ({data.names['time']}, {shape})"
     verb = "is a group-level covariate" if data.n_z == 1 else "are group-level covariates"
     z_text = f"{', '.join(data.z_names)} {verb} (bzy)" if data.n_z else "there is no group-level covariate"
     intro = (
-        f"Data: {args.data.name}, {data.n_units} units in {data.n_groups} groups. Each strategy estimates"
+        f"Data: {args.data.name}, {data.n_units} units in {data.n_groups} groups{periods}. Each strategy"
+        " estimates"
         f" the effect of {x_text} on {y_name} (bxy, {args.family} family) while the groups may hide"
         f" confounders; {z_text}."
     )

@@ -105,6 +105,7 @@ def fit(
     """
     spec = get_spec(model)
     grouped = _as_data(data)
+    spec.check_data(grouped)
     settings = _settings(settings, sampler_options)
     priors = resolve_priors(priors)
     report = progress or (lambda label, step: None)
@@ -191,14 +192,14 @@ def fit_all(
         A dict of :class:`Fit` keyed by registry name, in the order of ``models``; it shows its estimates
         table in Jupyter.
     """
-    _as_data(data)  # a table or a path is refused before anything is started
+    grouped = _as_data(data)  # a table or a path is refused before anything is started
     names = list(models) if models is not None else list(DEFAULT_MODELS)
     if not names:
         raise InputError(
             f"models is empty; name at least one of {', '.join(DEFAULT_MODELS)} (or leave it out)."
         )
     for name in names:
-        get_spec(name)
+        get_spec(name).check_data(grouped)
     if len(set(names)) != len(names):
         raise InputError(f"A model is named twice in {names}; name each once.")
     settings = _settings(settings, sampler_options)

@@ -92,7 +92,7 @@ def test_string_group_labels_are_kept(frame):
     [
         ("passed ~ hours + funding", r"needs an outcome, '~', the covariates, '\|' and the group"),
         ("passed ~ hours | district", r"after '\|' give one column of the table as the group.*'district'"),
-        ("passed ~ hours | school + region", r"after '\|' give one column of the table as the group"),
+        ("passed ~ hours | school + age + hours", r"after '\|' give one column of the table as the group"),
         ("passed + hours ~ age | school", r"its left side must be one numeric column"),
         ("passed ~ 1 | school", r"give at least one covariate before '\|'"),
         ("passed ~ funding + size | school", r"constant within each group, so no within-group effect"),

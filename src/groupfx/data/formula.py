@@ -1,11 +1,12 @@
 """Model formulas such as ``"y ~ x1 + x2 + z | group"``, parsed by formulaic.
 
 The left side names the outcome, the right side's first part the covariates and its second part, after
-``|``, the group column. Covariates may use formulaic's transforms (``np.log(income)``, ``C(region)``,
-interactions); each resulting column is sorted into a role by the data: a column constant within every
-group is a group-level covariate z, any other is a unit-level variable x, whose within-group effect the
-models estimate. (A column constant within every group has no within-group effect to estimate, so this is
-the only role it can take.)
+``|``, the group column, or the group and a crossed factor (``y ~ x | person + year``: a panel's unit and
+period, whose effects the models absorb both). Covariates may use formulaic's transforms
+(``np.log(income)``, ``C(region)``, interactions); each resulting column is sorted into a role by the
+data: a column constant within every group is a group-level covariate z, any other is a unit-level variable
+x, whose within-group effect the models estimate. (A column constant within every group has no
+within-group effect to estimate, so this is the only role it can take.)
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class FormulaTerms:
         extra columns passed through), in the order of the source rows.
     y, group : str
         Names of the outcome and group columns in ``table``.
+    time : str or None
+        The second, crossed grouping factor after ``|`` (``| unit + year``), or None.
     x, z : tuple of str
         Unit-level variables and group-level covariates, named as formulaic names the columns.
     """
@@ -40,11 +43,13 @@ class FormulaTerms:
     group: str
     x: tuple[str, ...]
     z: tuple[str, ...]
+    time: str | None = None
 
 
 def _bad_formula(formula: str, reason: str) -> InputError:
     return InputError(
-        f"Cannot read the formula {formula!r}: {reason}. Write it as 'y ~ x1 + x2 + z | group'."
+        f"Cannot read the formula {formula!r}: {reason}. Write it as 'y ~ x1 + x2 + z | group' (or"
+        " '| group + year' for a panel)."
     )
 
 
@@ -54,8 +59,8 @@ def parse_formula(formula: str, frame: pd.DataFrame, keep: tuple[str, ...] = ())
     Parameters
     ----------
     formula : str
-        ``"outcome ~ covariates | group"``; covariates in formulaic's grammar (no intercept needed: every
-        model has its own).
+        ``"outcome ~ covariates | group"`` (or ``| group + period``); covariates in formulaic's grammar (no
+        intercept needed: every model has its own).
     frame : pandas.DataFrame
         The table, one row per unit.
     keep : tuple of str
@@ -78,11 +83,14 @@ def parse_formula(formula: str, frame: pd.DataFrame, keep: tuple[str, ...] = ())
     if not hasattr(parsed, "lhs") or not isinstance(parsed.rhs, tuple) or len(parsed.rhs) != 2:
         raise _bad_formula(formula, "it needs an outcome, '~', the covariates, '|' and the group column")
     group_terms = [str(term) for term in parsed.rhs[1] if str(term) != "1"]
-    if len(group_terms) != 1 or group_terms[0] not in frame.columns:
+    if not 1 <= len(group_terms) <= 2 or any(term not in frame.columns for term in group_terms):
         raise _bad_formula(
-            formula, f"after '|' give one column of the table as the group (got {' + '.join(group_terms)!r})"
+            formula,
+            "after '|' give one column of the table as the group, or two (group + period) for a panel"
+            f" (got {' + '.join(group_terms)!r})",
         )
     group = group_terms[0]
+    time = group_terms[1] if len(group_terms) == 2 else None
     try:
         outcome = model_matrix(str(parsed.lhs).strip() + " - 1", frame, na_action="ignore")
         covariates = model_matrix(str(parsed.rhs[0]), frame, na_action="ignore")
@@ -99,6 +107,8 @@ def parse_formula(formula: str, frame: pd.DataFrame, keep: tuple[str, ...] = ())
     for name in covariates.columns:
         table[str(name)] = np.asarray(covariates[name], dtype=float)
     table[group] = frame[group].to_numpy()
+    if time is not None:
+        table[time] = frame[time].to_numpy()
     for column in keep:
         if column not in table.columns and column in frame.columns:
             table[column] = frame[column].to_numpy()
@@ -113,4 +123,5 @@ def parse_formula(formula: str, frame: pd.DataFrame, keep: tuple[str, ...] = ())
         group=group,
         x=tuple(name for name in names if varies[name]),
         z=tuple(name for name in names if not varies[name]),
+        time=time,
     )

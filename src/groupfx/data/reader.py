@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data.formula import parse_formula
-from groupfx.data.grouped import GroupedData
+from groupfx.data.grouped import GroupedData, two_way_residual
 from groupfx.data.outcomes import OutcomeRule, outcome_rule
 from groupfx.errors import InputError, shown
 
@@ -44,6 +44,8 @@ class Columns:
         Column of the number of trials (Binomial family).
     exposure : str, optional
         Column of the exposure (Poisson family).
+    time : str, optional
+        Column of the period (a second grouping factor, crossed with the group).
     """
 
     y: str
@@ -52,13 +54,15 @@ class Columns:
     z: tuple[str, ...] = ()
     trials: str | None = None
     exposure: str | None = None
+    time: str | None = None
 
     def roles(self) -> list[tuple[str, str]]:
-        """``(role, column)`` pairs in checking order: y, each x, group, each z, trials, exposure."""
+        """``(role, column)`` pairs in checking order: y, each x, group, time, each z, trials, exposure."""
         pairs = [
             ("y", self.y),
             *(("x", c) for c in self.x),
             ("group", self.group),
+            *((("time", self.time),) if self.time else ()),
             *(("z", c) for c in self.z),
         ]
         return pairs + [(role, c) for role, c in (("trials", self.trials), ("exposure", self.exposure)) if c]
@@ -154,6 +158,7 @@ def read_data(
     family: str = "bernoulli",
     trials: str | None = None,
     exposure: str | None = None,
+    time: str | None = None,
     dropna: bool = False,
 ) -> GroupedData:
     """Read and validate a table with one row per unit.
@@ -181,6 +186,11 @@ def read_data(
     exposure : str, optional
         Column of the exposure per unit for the poisson family (an offset: the expected count is
         exposure times exp(eta)).
+    time : str, optional
+        Column of the period, for panels (people or firms over years): a second grouping factor, crossed
+        with ``group``, whose shocks the models absorb as they absorb the groups' (two-way fixed effects,
+        crossed pooled intercepts, the two-way Mundlak device). Any crossed factor works. A formula gives it
+        as ``"y ~ x | group + year"``.
     dropna : bool
         Drop rows with a missing or infinite value in these columns (and warn how many) instead of
         refusing them.
@@ -212,8 +222,14 @@ def read_data(
     if formula is not None:
         if any(value is not None for value in (y, x, group, z)):
             raise InputError("Give either a formula or the columns (y, x, group, z), not both.")
-        terms = parse_formula(formula, frame, keep=tuple(c for c in (trials, exposure) if c))
+        terms = parse_formula(formula, frame, keep=tuple(c for c in (trials, exposure, time) if c))
+        if terms.time is not None and time is not None and terms.time != time:
+            raise InputError(
+                f"The formula names {shown(terms.time)} as the period and --time names {shown(time)}; give"
+                " the period once."
+            )
         frame, y, x, group, z = terms.table, terms.y, terms.x, terms.group, terms.z
+        time = time or terms.time
         if not x:
             raise InputError(
                 f"Every covariate in {shown(formula)} is constant within each group, so no within-group"
@@ -225,13 +241,13 @@ def read_data(
         )
     x_columns = (x,) if isinstance(x, str) else tuple(x)
     z_columns = () if z is None else (z,) if isinstance(z, str) else tuple(z)
-    columns = Columns(y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure)
+    columns = Columns(y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure, time=time)
     named = [column for _, column in columns.roles()]
     repeated = sorted({column for column in named if named.count(column) > 1})
     if repeated:
         raise InputError(f"Column {shown(repeated[0])} is given two roles; give each column one role.")
     roles = {"y": "outcome", "x": "unit-level variable", "group": "group", "z": "group-level covariate",
-             "trials": "number of trials", "exposure": "exposure"}  # fmt: skip
+             "trials": "number of trials", "exposure": "exposure", "time": "period"}  # fmt: skip
     for role, column in columns.roles():
         if column not in frame.columns:
             available = ", ".join(map(str, frame.columns[:20]))
@@ -239,10 +255,15 @@ def read_data(
                 f"Column {shown(column)} ({roles[role]}) is not in the table; its columns are: {available}."
                 f" Pass an existing column as --{role}."
             )
+    factors = ("group", "time")
     numeric = {
-        column: _numeric(frame, column, roles[role]) for role, column in columns.roles() if role != "group"
+        column: _numeric(frame, column, roles[role])
+        for role, column in columns.roles()
+        if role not in factors
     }
     missing = frame[group].isna().to_numpy().copy()
+    if time is not None:
+        missing |= frame[time].isna().to_numpy()
     for values in numeric.values():
         missing |= ~np.isfinite(values.to_numpy())
     if missing.any():
@@ -250,9 +271,9 @@ def read_data(
             column = next(
                 c
                 for r, c in columns.roles()
-                if (frame[c].isna() if r == "group" else ~np.isfinite(numeric[c])).any()
+                if (frame[c].isna() if r in factors else ~np.isfinite(numeric[c])).any()
             )
-            bad = frame[column].isna() if column == group else ~np.isfinite(numeric[column])
+            bad = frame[column].isna() if column in (group, time) else ~np.isfinite(numeric[column])
             raise InputError(
                 f"Column {shown(column)} has missing or infinite values in {_rows(bad)}; fill them, or pass"
                 f" --dropna (dropna=True) to drop the {int(missing.sum())} incomplete rows."
@@ -299,12 +320,17 @@ def read_data(
         numeric[y] = numeric[y].astype(np.int64)
     if trials is not None:
         numeric[trials] = numeric[trials].astype(np.int64)
-    clean = pd.DataFrame({group: frame[group], **numeric})
+    clean = pd.DataFrame({group: frame[group], **({time: frame[time]} if time else {}), **numeric})
     codes, labels = pd.factorize(clean[group], sort=True)
     if len(labels) < 2:
         raise InputError(
             f"Column {shown(group)} holds {len(labels)} group; group-level confounding needs at least 2"
             " groups."
+        )
+    if time is not None and clean[time].nunique() < 2:
+        raise InputError(
+            f"Column {shown(time)} (period) holds one value; a second grouping factor needs at least 2"
+            " periods (drop --time for one-way data)."
         )
     for column in z_columns:
         varying = clean[column] != clean.groupby(codes)[column].transform("first")
@@ -324,10 +350,26 @@ def read_data(
                 " variable that changes between units of the same group."
             )
     data = GroupedData.from_frame(
-        clean, y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure
+        clean, y=y, x=x_columns, group=group, z=z_columns, trials=trials, exposure=exposure, time=time
     )
+    if data.two_way:
+        _refuse_two_way_collinear(data)
     _warn_weak_groups(data, binary=outcome.binary)
     return data
+
+
+def _refuse_two_way_collinear(data: GroupedData) -> None:
+    """Refuse an x that is a group part plus a period part (age in a panel of years): two-way effects
+    absorb it whole, so its within effect is not identified."""
+    residual = two_way_residual(data.x, data.group, data.time)
+    scale = np.maximum(np.abs(data.x - data.x.mean(axis=0)).max(axis=0), 1e-300)
+    for k, name in enumerate(data.x_names):
+        if np.abs(residual[:, k]).max() <= 1e-9 * scale[k]:
+            raise InputError(
+                f"Column {shown(name)} (unit-level variable) is the sum of a {data.names['group']} part and a"
+                f" {data.names['time']} part (as age is in a yearly panel), so two-way effects absorb it and"
+                " its effect is not identified; drop it, or drop --time for one-way effects."
+            )
 
 
 def _plain(value: object) -> object:

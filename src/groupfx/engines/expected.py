@@ -25,7 +25,7 @@ from groupfx.engines import kernels, vector_math
 from groupfx.models.builders import get_spec
 from groupfx.models.families import OUTCOME, Family, family_of_outcome, get_family
 
-UNIT_DATA = ("x", "g", "trials", "log_exposure")
+UNIT_DATA = ("x", "g", "t", "trials", "log_exposure")
 """The unit-level data containers, fed block by block."""
 
 

@@ -70,6 +70,8 @@ def supported(
     spec = MODELS.get(model)
     if family is None or spec is None or kernel_kind(spec) is None:
         return False
+    if data is not None and data.two_way:
+        return False  # the kernels are one-way: two-way data go through the PyMC model
     used = spec.priors_used + family.noise_parameters
     return (data is None or _valid_outcome(family, data)) and all(
         priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used

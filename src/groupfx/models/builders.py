@@ -33,7 +33,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from groupfx.data.grouped import GroupedData
-from groupfx.errors import UnknownModelError
+from groupfx.errors import InputError, UnknownModelError
 from groupfx.models.families import Family, get_family
 from groupfx.models.priors import Prior, resolve_priors
 
@@ -144,6 +144,35 @@ class ModelSpec:
             names += ("bux", "ax", "sigma")
         return names
 
+    def check_data(self, data: GroupedData) -> None:
+        """Refuse data the strategy cannot take, before anything is built.
+
+        Raises
+        ------
+        InputError
+            For two-way data under a latent u shared by every x (its period shift is not defined).
+        """
+        if data.two_way and self.latent_group_variable == "shared":
+            raise InputError(
+                f"The {self.label} model is one-way; on two-way data (--time) fit the latent model, whose u"
+                " and period shift are per x."
+            )
+
+    def priors_read(self, data: GroupedData) -> tuple[str, ...]:
+        """The named priors the builder reads for ``data``: :attr:`priors_used`, and on two-way data those
+        of the period terms (``at``, or ``tau_t``; ``bvy`` with a stand-in for U; ``bpy`` on an
+        unbalanced panel; ``bvx`` for a latent shift)."""
+        if not data.two_way or self.intercepts == "single":
+            return self.priors_used
+        names = ("at",) if self.intercepts == "free" else ("tau_t",)
+        if self.group_proxy is not None:
+            names += ("bvy",)
+        if self.group_mean_of_x and not data.balanced:
+            names += ("bpy",)
+        if self.latent_group_variable is not None:
+            names += ("bvx",)
+        return self.priors_used + names
+
 
 # Every model is built with ``check_bounds=False``: all parameters are valid by construction (scales are
 # positive through their priors' transforms, means come through their link), so the per-evaluation parameter
@@ -158,6 +187,9 @@ def _coords(data: GroupedData) -> dict[str, object]:
     }
     if data.n_z:
         coords["z_var"] = list(data.z_names)
+    if data.two_way:
+        coords["time"] = data.time_labels
+        coords["period_rest"] = data.time_labels[1:]
     return coords
 
 
@@ -180,6 +212,15 @@ def data_values(data: GroupedData) -> dict[str, np.ndarray]:
         values["trials"] = data.trials
     if data.exposure is not None:
         values["log_exposure"] = np.log(data.exposure)
+    if data.two_way:
+        values |= {
+            "t": data.time,
+            "xbar_t": data.xbar_time,
+            "shares": data.period_shares,
+            "n_t": data.time_sizes.astype(float),
+            "x_sum_t": data.xbar_time * data.time_sizes[:, None],
+            "cells": data.cell_counts,
+        }
     return values
 
 
@@ -200,6 +241,8 @@ def _data_containers(data: GroupedData) -> dict[str, pm.Data]:
         containers["trials"] = pm.Data("trials", data.trials, dims="unit")
     if data.exposure is not None:
         containers["log_exposure"] = pm.Data("log_exposure", np.log(data.exposure), dims="unit")
+    if data.two_way:
+        containers["t"] = pm.Data("t", data.time, dims="unit")
     return containers
 
 
@@ -247,49 +290,28 @@ def _gather(group_part, d: Mapping[str, pm.Data]):
     return group_part[d["g"]]
 
 
-def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Naive model: ignores the groups, so x absorbs the group confounder."""
-    with pm.Model(coords=_coords(data), check_bounds=False) as model:
-        d = _data_containers(data)
-        a0 = priors["a0"].create("a0")
-        unit_part, group_part = _slopes(data, d, priors)
-        family.outcome(_gather(a0 + group_part, d) + unit_part, d, priors)
-    return model
+def _intercepts(spec: ModelSpec, data: GroupedData, priors: Mapping[str, Prior]):
+    """The group intercepts the strategy holds: ``a0`` (one for all), ``a[g]`` (free) or pooled."""
+    if spec.intercepts == "single":
+        return priors["a0"].create("a0")
+    if spec.intercepts == "free":
+        return priors["a"].create("a", dims="group")
+    return _group_intercepts(priors)
 
 
-def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Fixed effects: one free intercept per group (no pooling)."""
-    with pm.Model(coords=_coords(data), check_bounds=False) as model:
-        d = _data_containers(data)
-        a = priors["a"].create("a", dims="group")
-        unit_part, group_part = _slopes(data, d, priors)
-        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
-    return model
+def _period_intercepts(spec: ModelSpec, priors: Mapping[str, Prior]):
+    """The period intercepts of two-way data, one per period: free (the first period's is 0, so that the
+    group intercepts keep the level) or pooled, ``f ~ ZeroSumNormal(tau_t)`` (``abar`` keeps the level)."""
+    if spec.intercepts == "free":
+        rest = priors["at"].create("at", dims="period_rest")
+        return pt.concatenate([pt.zeros(1), rest])
+    # centred and summing to zero: each period holds many units (a panel's years), so the data pin the
+    # intercepts down (non-centred, tau_t mixed poorly), and the zero sum leaves the level to abar
+    tau_t = priors["tau_t"].create("tau_t")
+    return pm.ZeroSumNormal("f", sigma=tau_t, dims="time")
 
 
-def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Multilevel (random intercepts), non-centred; assumes U independent of x."""
-    with pm.Model(coords=_coords(data), check_bounds=False) as model:
-        d = _data_containers(data)
-        a = _group_intercepts(priors)
-        unit_part, group_part = _slopes(data, d, priors)
-        family.outcome((a + group_part)[d["g"]] + unit_part, d, priors)
-    return model
-
-
-def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Mundlak: multilevel plus the observed group mean of each x as a proxy for U."""
-    with pm.Model(coords=_coords(data), check_bounds=False) as model:
-        d = _data_containers(data)
-        xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
-        a = _group_intercepts(priors)
-        unit_part, group_part = _slopes(data, d, priors)
-        buy = priors["buy"].create("buy", dims="x_var")
-        family.outcome((a + group_part + _times(xbar, buy, data.n_x))[d["g"]] + unit_part, d, priors)
-    return model
-
-
-def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means) -> None:
+def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means):
     """The likelihood of every x given its true group means ``means`` (G, K), through sufficient statistics.
 
     ``x_ik ~ Normal(means[g, k], sigma_k)`` is, per group, the group mean ``xbar[g, k] ~ Normal(means[g, k],
@@ -297,6 +319,7 @@ def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means) -> Non
     chi-square with n[g] - 1 degrees of freedom; its log-density in sigma_k, ``-(n[g] - 1) log(sigma_k) -
     ss[g, k] / (2 sigma_k^2)``, is added as a potential (the chi-square's normalising terms do not depend on
     the parameters, and leaving them out keeps compilation fast). Same posterior, O(G K) cost.
+    Returns ``sigma``.
     """
     n = pm.Data("n", data.group_sizes.astype(float), dims="group")
     xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
@@ -305,56 +328,135 @@ def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means) -> Non
     pm.Normal("xbar_obs", mu=means, sigma=sigma / pm.math.sqrt(n)[:, None], observed=xbar,
               dims=("group", "x_var"))  # fmt: skip
     pm.Potential("x_spread", pm.math.sum(-(n - 1)[:, None] * pm.math.log(sigma) - ss / (2 * sigma**2)))
+    return sigma
+
+
+def _x_time_measurement(data: GroupedData, sigma, means, shifts) -> None:
+    """What two-way data add to the likelihood of x in :func:`_x_measurement`: with
+    ``x_itk ~ Normal(means[g, k] + shifts[t, k], sigma_k)``, the terms in the period shifts, from the period
+    sums of x and the units per group and period (same posterior as unit by unit, O((G + T) K) data)."""
+    n_t = pm.Data("n_t", data.time_sizes.astype(float), dims="time")
+    x_sum_t = pm.Data("x_sum_t", data.xbar_time * data.time_sizes[:, None], dims=("time", "x_var"))
+    cells = pm.Data("cells", data.cell_counts, dims=("group", "time"))
+    cross = x_sum_t - pt.dot(cells.T, means)
+    pm.Potential("x_time_spread", pm.math.sum((shifts * cross - 0.5 * n_t[:, None] * shifts**2) / sigma**2))
+
+
+def build_strategy(
+    spec: ModelSpec, data: GroupedData, priors: Mapping[str, Prior], family: Family
+) -> pm.Model:
+    """Build the PyMC model of strategy ``spec`` from its traits: one builder for every strategy.
+
+    The linear predictor is ``group part[g] + x @ bxy (+ period part[t])``: the group part holds the
+    intercepts (:attr:`ModelSpec.intercepts`), ``z @ bzy`` and the stand-in for U (the observed group
+    means of x, or a latent u measured through x); on two-way data (``data.two_way``) the period part holds
+    the period intercepts (free or pooled, as the group's) and, for the Mundlak device, the period means of
+    x (with, on an unbalanced panel, each group's shares of the periods in the group part: Wooldridge
+    2021), or for the latent model a latent period shift measured through x. The naive model ignores both
+    grouping factors.
+    """
+    spec.check_data(data)
+    two_way = data.two_way and spec.intercepts != "single"
+    coords = _coords(data)
+    if spec.latent_group_variable == "shared":
+        coords["x_other"] = list(data.x_names[1:])
+    with pm.Model(coords=coords, check_bounds=False) as model:
+        d = _data_containers(data)
+        if spec.group_mean_of_x:
+            xbar = pm.Data("xbar", data.xbar, dims=("group", "x_var"))
+        group = _intercepts(spec, data, priors)
+        unit_part, group_part = _slopes(data, d, priors)
+        group = group + group_part
+        period = _period_intercepts(spec, priors) if two_way else None
+        if spec.group_mean_of_x:
+            buy = priors["buy"].create("buy", dims="x_var")
+            group = group + _times(xbar, buy, data.n_x)
+            if two_way:
+                xbar_t = pm.Data("xbar_t", data.xbar_time, dims=("time", "x_var"))
+                bvy = priors["bvy"].create("bvy", dims="x_var")
+                period = period + _times(xbar_t, bvy, data.n_x)
+                if not data.balanced:
+                    shares = pm.Data("shares", data.period_shares, dims=("group", "period_rest"))
+                    bpy = priors["bpy"].create("bpy", dims="period_rest")
+                    group = group + _times(shares, bpy, data.n_times - 1)
+        if spec.latent_group_variable == "per_x":
+            buy = priors["buy"].create("buy", dims="x_var")
+            bux = priors["bux"].create("bux", dims="x_var")
+            ax = priors["ax"].create("ax", dims="x_var")
+            # u ~ Normal(0, 1) is sampled through m = ax + bux * u, the true group mean of x, which the data
+            # pin down: centred in m, the posterior has no ridge between ax, bux and u (same model, better
+            # mixing).
+            m = pm.Normal("m", mu=ax, sigma=bux, dims=("group", "x_var"))
+            u = pm.Deterministic("u", (m - ax) / bux, dims=("group", "x_var"))
+            sigma = _x_measurement(data, priors, m)
+            group = group + _times(u, buy, data.n_x)
+            if two_way:
+                # the period shift of x, w = bvx v with v ~ ZeroSumNormal(1): centred in w, which the data
+                # pin down; summing to zero over the periods leaves the level to ax
+                bvx = priors["bvx"].create("bvx", dims="x_var")
+                w = pm.ZeroSumNormal("w", sigma=bvx[:, None], dims=("x_var", "time"))
+                v = pm.Deterministic("v", (w / bvx[:, None]).T, dims=("time", "x_var"))
+                _x_time_measurement(data, sigma, m, w.T)
+                bvy = priors["bvy"].create("bvy", dims="x_var")
+                period = period + _times(v, bvy, data.n_x)
+        if spec.latent_group_variable == "shared":
+            buy = priors["buy"].create("buy")
+            bux_first = priors["bux"].create("bux")
+            ax = priors["ax"].create("ax", dims="x_var")
+            m_first = pm.Normal("m", mu=ax[0], sigma=bux_first, dims="group")
+            u = pm.Deterministic("u", (m_first - ax[0]) / bux_first, dims="group")
+            if data.n_x > 1:
+                bux_other = pm.Normal("bux_other", mu=0, sigma=1, dims="x_other")
+                loadings = pt.concatenate([bux_first[None], bux_other])
+            else:
+                loadings = bux_first[None]
+            _x_measurement(data, priors, ax + u[:, None] * loadings)
+            group = group + buy * u
+        eta = _gather(group, d) + unit_part
+        if period is not None:
+            eta = eta + period[d["t"]]
+        family.outcome(eta, d, priors)
+    return model
+
+
+def build_naive(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Naive model: ignores the groups (and the periods), so x absorbs the group confounder."""
+    return build_strategy(MODELS["naive"], data, priors, family)
+
+
+def build_fixed(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Fixed effects: one free intercept per group (no pooling), and per period on two-way data."""
+    return build_strategy(MODELS["fixed"], data, priors, family)
+
+
+def build_multilevel(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Multilevel (random intercepts, crossed on two-way data), non-centred; assumes U independent of x."""
+    return build_strategy(MODELS["multilevel"], data, priors, family)
+
+
+def build_mundlak(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
+    """Mundlak: multilevel plus the observed group mean (and period mean) of each x as a proxy for U."""
+    return build_strategy(MODELS["mundlak"], data, priors, family)
 
 
 def build_latent(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
     """Latent Mundlak: a latent group variable u_k per x explains both x_k and y; bux > 0 fixes its sign.
 
-    The measurement model ``x_ik ~ Normal(ax_k + bux_k u[g, k], sigma_k)`` enters through its sufficient
-    statistics per group (see :func:`_x_measurement`).
+    The measurement model ``x_ik ~ Normal(ax_k + bux_k u[g, k] (+ w[t, k]), sigma_k)`` enters through its
+    sufficient statistics per group (and period; see :func:`_x_measurement`).
     """
-    with pm.Model(coords=_coords(data), check_bounds=False) as model:
-        d = _data_containers(data)
-        a = _group_intercepts(priors)
-        unit_part, group_part = _slopes(data, d, priors)
-        buy = priors["buy"].create("buy", dims="x_var")
-        bux = priors["bux"].create("bux", dims="x_var")
-        ax = priors["ax"].create("ax", dims="x_var")
-        # u ~ Normal(0, 1) is sampled through m = ax + bux * u, the true group mean of x, which the data pin
-        # down: centred in m, the posterior has no ridge between ax, bux and u (same model, better mixing).
-        m = pm.Normal("m", mu=ax, sigma=bux, dims=("group", "x_var"))
-        u = pm.Deterministic("u", (m - ax) / bux, dims=("group", "x_var"))
-        _x_measurement(data, priors, m)
-        family.outcome((a + group_part + _times(u, buy, data.n_x))[d["g"]] + unit_part, d, priors)
-    return model
+    return build_strategy(MODELS["latent"], data, priors, family)
 
 
 def build_latent_shared(data: GroupedData, priors: Mapping[str, Prior], family: Family) -> pm.Model:
-    """Latent Mundlak with one latent group variable u shared by every x.
+    """Latent Mundlak with one latent group variable u shared by every x (one-way data only).
 
     ``x_ik ~ Normal(ax_k + bux_k u[g], sigma_k)`` and ``eta += buy u[g]``: one confounder measured by all
     the x. The first x fixes u's sign (``bux`` of the first x is positive, the others ``bux_other`` are
     free in sign); u is sampled through the true group mean of the first x, as in :func:`build_latent`.
     With one x it is the latent model.
     """
-    coords = _coords(data) | {"x_other": list(data.x_names[1:])}
-    with pm.Model(coords=coords, check_bounds=False) as model:
-        d = _data_containers(data)
-        a = _group_intercepts(priors)
-        unit_part, group_part = _slopes(data, d, priors)
-        buy = priors["buy"].create("buy")
-        bux_first = priors["bux"].create("bux")
-        ax = priors["ax"].create("ax", dims="x_var")
-        m_first = pm.Normal("m", mu=ax[0], sigma=bux_first, dims="group")
-        u = pm.Deterministic("u", (m_first - ax[0]) / bux_first, dims="group")
-        if data.n_x > 1:
-            bux_other = pm.Normal("bux_other", mu=0, sigma=1, dims="x_other")
-            loadings = pt.concatenate([bux_first[None], bux_other])
-        else:
-            loadings = bux_first[None]
-        _x_measurement(data, priors, ax + u[:, None] * loadings)
-        family.outcome((a + group_part + buy * u)[d["g"]] + unit_part, d, priors)
-    return model
+    return build_strategy(MODELS["latent_shared"], data, priors, family)
 
 
 _FIXED_BZY = (

@@ -71,6 +71,8 @@ SCALE_PARAMETERS: dict[str, str] = {
     "sigma": "the within-group standard deviation of x",
     "sigma_y": "the standard deviation of y in the Gaussian family",
     "bux": "the standard deviation of the latent group mean of x (m ~ Normal(ax, bux))",
+    "tau_t": "the spread of the period intercepts (f ~ ZeroSumNormal(tau_t))",
+    "bvx": "the standard deviation of the latent period shift of x (w ~ ZeroSumNormal(bvx))",
 }
 """The parameters the models use as standard deviations: their priors must put all their mass on >= 0."""
 
@@ -204,9 +206,18 @@ DEFAULT_PRIORS: dict[str, Prior] = {
     "ax": Prior("Normal", mu=0, sigma=1),
     "sigma": Prior("Exponential", lam=1),
     "sigma_y": Prior("Exponential", lam=1),
+    "at": Prior("Normal", mu=0, sigma=10),
+    "tau_t": Prior("Exponential", lam=1),
+    "bvy": Prior("Normal", mu=0, sigma=1),
+    "bpy": Prior("Normal", mu=0, sigma=5),
+    "bvx": Prior("HalfNormal", sigma=1),
 }
 """Defaults as in the seed study; ``bux`` is half-normal so that the latent model's sign is identified;
-``sigma_y`` is the Gaussian family's noise scale (an Exponential(1) suits outcomes on a unit scale)."""
+``sigma_y`` is the Gaussian family's noise scale (an Exponential(1) suits outcomes on a unit scale). On
+two-way data (a period beside the group): ``at`` the free period intercepts (fixed effects, relative to the
+first period), ``tau_t`` the spread of the pooled ones, ``bvy`` the effect of the period's stand-in (its mean
+of x, or the latent shift ``v``), ``bpy`` that of a group's shares of the periods (unbalanced panels,
+Mundlak) and ``bvx`` the spread of the latent period shift of x."""
 
 
 def _lowest_value(variable: Any, distribution: type) -> float:

@@ -37,6 +37,8 @@ def unit_data(fit: Fit) -> dict[str, np.ndarray]:
     """The unit-level inputs of the expected outcome (:data:`.expected.UNIT_DATA`) of a fit."""
     data = fit.data
     values = {"x": data.x, "g": data.group}
+    if data.two_way:
+        values["t"] = data.time
     if data.trials is not None:
         values["trials"] = data.trials
     if data.exposure is not None:
