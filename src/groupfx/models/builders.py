@@ -144,6 +144,24 @@ class ModelSpec:
             names += ("bux", "ax", "sigma")
         return names
 
+    def equation_for(self, data: GroupedData) -> str:
+        """:attr:`equation`, with the period terms the builder adds on two-way data."""
+        if not data.two_way or self.intercepts == "single":
+            return self.equation
+        head, _, tail = self.equation.partition(",  ")
+        if self.intercepts == "free":
+            terms = " + at[t]"
+            note = "at[first period] = 0"
+        else:
+            terms = " + f[t]"
+            note = "f ~ ZeroSumNormal(tau_t)"
+        if self.group_mean_of_x:
+            terms += " + bvy·xbar_t[t]" + ("" if data.balanced else " + bpy·shares[g]")
+        if self.latent_group_variable is not None:
+            terms += " + bvy·v[t]"
+            tail = tail.replace("bux·u[g]", "bux·u[g] + bvx·v[t]")
+        return head + terms + ",  " + ", ".join(filter(None, [tail, note]))
+
     def check_data(self, data: GroupedData) -> None:
         """Refuse data the strategy cannot take, before anything is built.
 

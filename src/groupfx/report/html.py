@@ -224,7 +224,7 @@ def render_report(
         models.append(
             {
                 "label": fit.label,
-                "equation": fit.spec.equation,
+                "equation": fit.spec.equation_for(fit.data),
                 "idea": fit.spec.idea,
                 "not_identified": fit.spec.not_identified,
                 "table": _table(rows),
