@@ -163,6 +163,12 @@ class GroupedData:
         return int(self.z.shape[1])
 
     @property
+    def size_text(self) -> str:
+        """``"2000 units in 30 groups"``, with ``" and 8 periods"`` on two-way data."""
+        text = f"{self.n_units} units in {self.n_groups} groups"
+        return text + (f" and {self.n_times} periods" if self.two_way else "")
+
+    @property
     def two_way(self) -> bool:
         """Whether the data carry a second, crossed grouping factor (``time``)."""
         return self.time is not None

@@ -260,6 +260,13 @@ def render_report(
         f"median {np.median(sizes):g}); {outcome_text}. Unit-level x: {', '.join(data.x_names)}; group-level"
         f" z: {', '.join(data.z_names) or 'none'}."
     )
+    if data.two_way:
+        panel = "a balanced panel" if data.balanced else "an unbalanced panel"
+        data_text += (
+            f" Periods ({data.names['time']}): {data.n_times}, {data.time_sizes.min()} to"
+            f" {data.time_sizes.max()} units a period ({panel}); each strategy but the naive one absorbs"
+            " them beside the groups."
+        )
     priors = fits[0].priors if fits else {}
     family = get_family(fits[0].family)
     environment = jinja2.Environment(

@@ -175,8 +175,8 @@ class Fit:
             )
         issues = len(self.issues)
         return (
-            f"{self.label} ({self.model}), {self.family}, {self.data.n_units} units in {self.data.n_groups}"
-            f" groups, {posterior.sizes['chain']} x {posterior.sizes['draw']} draws, {', '.join(effects)},"
+            f"{self.label} ({self.model}), {self.family}, {self.data.size_text},"
+            f" {posterior.sizes['chain']} x {posterior.sizes['draw']} draws, {', '.join(effects)},"
             f" {issues} issue{'' if issues == 1 else 's'}"
         )
 
@@ -204,7 +204,7 @@ class Fits(dict):
         count = len(self)
         return (
             f"{count} model{'' if count == 1 else 's'} ({', '.join(self)}), {first.family},"
-            f" {first.data.n_units} units in {first.data.n_groups} groups"
+            f" {first.data.size_text}"
         )
 
     def __repr__(self) -> str:
