@@ -323,10 +323,15 @@ def _period_intercepts(spec: ModelSpec, priors: Mapping[str, Prior]):
     if spec.intercepts == "free":
         rest = priors["at"].create("at", dims="period_rest")
         return pt.concatenate([pt.zeros(1), rest])
-    # centred and summing to zero: each period holds many units (a panel's years), so the data pin the
-    # intercepts down (non-centred, tau_t mixed poorly), and the zero sum leaves the level to abar
+    # Summing to zero, so that abar keeps the level. Centred where the intercepts carry the periods' shocks
+    # alone: each period holds many units (a panel's years) and the data pin them down (non-centred, tau_t
+    # mixed poorly). Non-centred, f = tau_t f_z, beside a stand-in for the shocks (the period means of x,
+    # a latent shift), which leaves f small: centred, small tau_t made a funnel (divergences).
     tau_t = priors["tau_t"].create("tau_t")
-    return pm.ZeroSumNormal("f", sigma=tau_t, dims="time")
+    if spec.group_proxy is None:
+        return pm.ZeroSumNormal("f", sigma=tau_t, dims="time")
+    f_z = pm.ZeroSumNormal("f_z", sigma=1.0, dims="time")
+    return pm.Deterministic("f", tau_t * f_z, dims="time")
 
 
 def _x_measurement(data: GroupedData, priors: Mapping[str, Prior], means):
