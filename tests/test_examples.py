@@ -39,3 +39,8 @@ def test_wage_panel_example_runs_and_reports(tmp_path):
         assert cross.method.str.contains(method).all() and cross.estimate.notna().all()
         data = pd.read_csv(out / "data.csv")
         assert data["nr"].nunique() == 545  # person ids kept as labels
+    two_way = tmp_path / "lwage-two-way"
+    page = (two_way / "report.html").read_text()
+    assert "grouped by nr and year" in page and "8 periods (year, a balanced panel)" in page
+    table = pd.read_csv(two_way / "estimates.csv", keep_default_na=False)
+    assert set(table[table.parameter == "bxy"].term) == {"married", "union", "expersq"}
