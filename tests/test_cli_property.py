@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 import groupfx
 from groupfx.cli import main
 from groupfx.data.reader import DataWarning, read_data
-from groupfx.models.priors import DEFAULT_PRIORS, load_priors
+from groupfx.models.priors import DEFAULT_PRIORS, SCALE_PARAMETERS, load_priors
 
 LABELS = (11, 12, 13, 14)
 """Integer group labels: pandas holds them as NumPy scalars, which no message may show as np.int64(...)."""
@@ -306,7 +306,7 @@ POSITIVE = {
 }  # fmt: skip
 """The arguments of each distribution that must be positive."""
 REAL_LINE = ["Normal", "StudentT", "Cauchy", "Laplace"]
-SCALES = ["tau", "sigma", "sigma_y", "bux"]
+SCALES = list(SCALE_PARAMETERS)
 GOOD_FIRST = "abar"
 """The parameter of the valid table some files hold before the bad one; no bad table names it."""
 LOCATIONS = [name for name in DEFAULT_PRIORS if name not in SCALES and name != GOOD_FIRST]

@@ -19,6 +19,17 @@ latent          multilevel + buy u[g],  x ~ Normal(ax + bux u[g], sigma),  u ~ N
 latent_shared   as latent, but one u shared by all the x (x_k ~ Normal(ax_k + bux_k u[g], sigma_k))
 =============== ==============================================================
 
+On two-way data (a period t crossed with the group g) every strategy but the naive one adds a period part:
+
+=============== ==============================================================
+fixed           + at[t]                    free, the first period's 0
+multilevel      + f[t]                     f ~ ZeroSumNormal(tau_t), centred
+mundlak         + f[t] + bvy xbar_t[t]     f = tau_t f_z, f_z ~ ZeroSumNormal(1); on an unbalanced panel
+                                           also + bpy shares[g] (the group's shares of the periods)
+latent          + f[t] + bvy v[t]          f as in mundlak; x ~ Normal(ax + bux u[g] + bvx v[t], sigma),
+                                           v ~ ZeroSumNormal(1) (sampled as w = bvx v)
+=============== ==============================================================
+
 With several x, ``bxy``, ``buy`` (and the latent model's ``u``, ``ax``, ``bux``, ``sigma``) have one entry
 per x (dimension ``x_var``) and ``bzy`` one per z (dimension ``z_var``); with no z there is no ``bzy``.
 """
