@@ -34,6 +34,30 @@ a little information, so dropping them changes the estimator slightly, and the n
 A Poisson ``exposure`` enters as the offset ``log(exposure)``; it cancels from the conditional
 likelihood when it is constant within each group, and is passed as ``offset=`` otherwise.
 
+Two-way data (a period beside the group: ``time=``) get the two-way within estimator: ``PanelOLS``
+with entity (group) and time (period) effects for the Gaussian, and for the other families the
+conditional likelihood by group with one dummy per period after the first as extra regressors (the
+period effects are few and each is estimated from many groups, so free dummies carry no
+incidental-parameters bias); only the slopes of x enter the table. Periods that carry no information
+are dropped as groups are (all 0 or all 1, no successes or no failures, all counts zero), by turns
+with the groups until neither drops more, and an x that is a group part plus a period part (age in a
+yearly panel) has no two-way within effect.
+
+Standard errors: ``se`` is the classical one (PanelOLS' unadjusted covariance; the inverse Hessian
+of the conditional likelihood), from which the 95% interval is made. ``se_cluster`` is robust to any
+dependence and heteroskedasticity within a group (a unit's periods in a panel): PanelOLS'
+``cov_type="clustered", cluster_entity=True``, with linearmodels' small-sample factor: ``N / (N - K)``
+one-way, ``N / (N - K - d)`` two-way, where ``d`` counts the unit and the period effects (Stata's
+``xtreg, fe vce(cluster)``, which leaves out the unit effects nested in the clusters, gives about 6%
+less on the wage panel). The conditional likelihoods, which ``statsmodels`` fits with no robust
+covariance, get the sandwich ``G / (G - 1) H^-1 (sum_g s_g s_g') H^-1`` from each group's score
+``s_g`` (as Stata's ``vce(cluster)``).
+
+:func:`two_way_mundlak_ols` is the frequentist counterpart of the two-way Mundlak device: pooled OLS
+of y on 1, x, the group means of x and the period means of x, whose x coefficients equal two-way
+fixed effects exactly on a balanced panel; on an unbalanced one the period dummies and each group's
+shares of the periods take the period means' place, and the equality holds again (Wooldridge 2021).
+
 This is a cross-check and must never break the main fit: library errors, non-convergence and
 library warnings are turned into NaN rows and a short ``note``.
 """
@@ -45,17 +69,31 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 from scipy.special import gammaln
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from groupfx.data.grouped import GroupedData
-from groupfx.models.families import FAMILIES, Family
+from groupfx.data.grouped import GroupedData, two_way_residual
+from groupfx.errors import InputError
+from groupfx.models.families import FAMILIES, Family, get_family
 from groupfx.results.fits import Fit
 
-__all__ = ["COLUMNS", "CONSTANT_NOTE", "side_by_side", "within_estimate", "within_for"]
+__all__ = [
+    "COLUMNS",
+    "CONSTANT_NOTE",
+    "MUNDLAK_COLUMNS",
+    "TWO_WAY_CONSTANT_NOTE",
+    "side_by_side",
+    "two_way_mundlak_ols",
+    "within_estimate",
+    "within_for",
+]
 
-COLUMNS = ("term", "estimate", "se", "ci_low", "ci_high", "method", "n_used", "note")
+COLUMNS = ("term", "estimate", "se", "se_cluster", "ci_low", "ci_high", "method", "n_used", "note")
 """Columns of the table that :func:`within_estimate` returns."""
+
+MUNDLAK_COLUMNS = ("term", "estimate", "se", "se_cluster", "method", "n_used")
+"""Columns of the table that :func:`two_way_mundlak_ols` returns."""
 
 MAX_EXPANDED_ROWS = 2_000_000
 """Largest number of binary rows the binomial expansion may build (sum of trials in used groups)."""
@@ -66,7 +104,18 @@ MAX_CONDITIONAL_WORK = 1_000_000
 MAX_LOG_CHOOSE = 400.0
 """Largest log C(rows, successes) of a group given to ConditionalLogit, whose sums overflow near 709."""
 
+MAX_PERIOD_DUMMIES = 100
+"""Most period dummies a conditional likelihood takes on two-way data (its numerical Hessian costs one
+score evaluation per parameter)."""
+
+MAX_DUMMY_CELLS = 20_000_000
+"""Largest rows x period dummies of the dense design given to a conditional likelihood (160 MB)."""
+
 CONSTANT_NOTE = "x is constant within every group: no within effect"
+
+TWO_WAY_CONSTANT_NOTE = (
+    "x varies only by group and period: the period effects absorb it, no two-way within effect"
+)
 
 _Z975 = 1.959963984540054  # standard normal 97.5% quantile, for the 95% Wald interval
 _METHODS = {
@@ -78,6 +127,16 @@ _METHODS = {
 """Each estimator in words, by the key a :class:`groupfx.models.families.Family` names as its
 ``within_estimator``."""
 
+_TWO_WAY_METHODS = {
+    "conditional_logit": "statsmodels ConditionalLogit, period dummies (unit and period effects)",
+    "binary_expansion": (
+        "statsmodels ConditionalLogit (binary expansion), period dummies (unit and period effects)"
+    ),
+    "conditional_poisson": "statsmodels ConditionalPoisson, period dummies (unit and period effects)",
+    "panel_ols": "linearmodels PanelOLS (unit and period effects)",
+}
+"""Each two-way estimator in words, by the same keys."""
+
 
 def within_estimate(
     y: np.ndarray,
@@ -87,6 +146,7 @@ def within_estimate(
     family: str | Family,
     trials: np.ndarray | None = None,
     exposure: np.ndarray | None = None,
+    time: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Estimate the within-group effects of the covariates with a classical fixed-effects estimator.
 
@@ -108,14 +168,17 @@ def within_estimate(
     exposure : numpy.ndarray, optional
         Positive exposure of each unit, shape (N,), for ``"poisson"``: the expected count is
         ``exposure * exp(eta)``.
+    time : numpy.ndarray, optional
+        Period code of each unit, shape (N,): a second grouping factor crossed with the groups. With it
+        the estimator is two-way (group and period effects; see the module's notes).
 
     Returns
     -------
     pandas.DataFrame
-        One row per covariate with columns ``term``, ``estimate``, ``se``, ``ci_low``, ``ci_high``
-        (95% Wald interval from the library's standard error), ``method`` (the estimator, in words),
-        ``n_used`` (units in the groups that carry within information) and ``note`` (empty, or why
-        units were dropped or an estimate is NaN).
+        One row per covariate with columns ``term``, ``estimate``, ``se`` (classical), ``se_cluster``
+        (robust, clustered by group), ``ci_low``, ``ci_high`` (95% Wald interval from the classical
+        ``se``), ``method`` (the estimator, in words), ``n_used`` (units in the groups and periods that
+        carry within information) and ``note`` (empty, or why units were dropped or an estimate is NaN).
 
     Raises
     ------
@@ -124,44 +187,55 @@ def within_estimate(
         Estimation problems never raise: they give NaN rows and a note.
     """
     known = family if isinstance(family, Family) else FAMILIES.get(family)
-    y, x, codes, trials, exposure = _check_inputs(y, x, group, x_names, known, trials, exposure)
+    y, x, codes, trials, exposure, period = _check_inputs(y, x, group, x_names, known, trials, exposure, time)
     names = [str(name) for name in x_names]
     k = x.shape[1]
-    estimate, se = np.full(k, np.nan), np.full(k, np.nan)
-    if known is None or known.within_estimator not in _METHODS:
+    estimate, se, se_cluster = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    methods = _METHODS if period is None else _TWO_WAY_METHODS
+    if known is None or known.within_estimator not in methods:
         note = f"no frequentist within estimator for family {getattr(family, 'name', family)!r}"
-        return _table(names, estimate, se, "none", 0, [note] * k)
-    family, method = known, _METHODS[known.within_estimator]
+        return _table(names, estimate, se, se_cluster, "none", 0, [note] * k)
+    family, method = known, methods[known.within_estimator]
     if not all(np.isfinite(a).all() for a in (y, x, trials, exposure) if a is not None):
         note = "y, x, trials or exposure hold non-finite values"
-        return _table(names, estimate, se, method, 0, [note] * k)
+        return _table(names, estimate, se, se_cluster, method, 0, [note] * k)
 
-    keep, notes = _informative(y, codes, family, trials)
+    keep, notes = _informative(y, codes, family, trials, period)
     y, x, codes = y[keep], x[keep], codes[keep]
     trials = None if trials is None else trials[keep]
     exposure = None if exposure is None else exposure[keep]
+    period = None if period is None else period[keep]
     n_used = int(keep.sum())
 
     varies = _varies_within(x, codes)
-    row_notes = [[] if v or n_used == 0 else [CONSTANT_NOTE] for v in varies]
+    beyond = varies if period is None or n_used == 0 else varies & _varies_beyond_periods(x, codes, period)
+    row_notes = [
+        [] if b or n_used == 0 else [CONSTANT_NOTE if not v else TWO_WAY_CONSTANT_NOTE]
+        for v, b in zip(varies, beyond, strict=True)
+    ]
     if n_used == 0:
         notes.append("no group carries within information")
-    elif varies.any():
-        if np.linalg.matrix_rank(_demean(x[:, varies], codes)) < varies.sum():
-            notes.append(
-                "the covariates are collinear within groups: their within effects are not identified"
-            )
+    elif beyond.any():
+        if period is None:
+            residual, where = _demean(x[:, beyond], codes), "within groups"
         else:
-            fitted, fit_notes = _guarded_fit(family, y, x[:, varies], codes, trials, exposure)
+            residual, where = (
+                two_way_residual(x[:, beyond], codes, period),
+                "once group and period effects go",
+            )
+        if np.linalg.matrix_rank(residual) < beyond.sum():
+            notes.append(f"the covariates are collinear {where}: their within effects are not identified")
+        else:
+            fitted, fit_notes = _guarded_fit(family, y, x[:, beyond], codes, trials, exposure, period)
             notes.extend(fit_notes)
             if fitted is not None:
-                estimate[varies], se[varies] = fitted
+                estimate[beyond], se[beyond], se_cluster[beyond] = fitted
     notes = list(dict.fromkeys(notes))  # de-duplicate, keep order
-    return _table(names, estimate, se, method, n_used, ["; ".join(r + notes) for r in row_notes])
+    return _table(names, estimate, se, se_cluster, method, n_used, ["; ".join(r + notes) for r in row_notes])
 
 
-def _check_inputs(y, x, group, x_names, family, trials, exposure):
-    """Coerce the inputs to arrays and check their shapes; recode groups to 0..G-1."""
+def _check_inputs(y, x, group, x_names, family, trials, exposure, time=None):
+    """Coerce the inputs to arrays and check their shapes; recode groups (and periods) to 0..G-1."""
     y = np.asarray(y, dtype=float).ravel()
     x = np.asarray(x, dtype=float)
     x = x.reshape(-1, 1) if x.ndim == 1 else x
@@ -170,10 +244,14 @@ def _check_inputs(y, x, group, x_names, family, trials, exposure):
         raise ValueError(f"x must have shape ({n}, K), got {x.shape}")
     if len(x_names) != x.shape[1]:
         raise ValueError(f"x has {x.shape[1]} columns but {len(x_names)} names were given")
-    group = np.asarray(group).ravel()
-    if group.shape[0] != n:
-        raise ValueError(f"group must have length {n}, got {group.shape[0]}")
-    codes = np.unique(group, return_inverse=True)[1].ravel()
+    coded = []
+    for name, values in (("group", group), ("time", time)):
+        if values is not None:
+            values = np.asarray(values).ravel()
+            if values.shape[0] != n:
+                raise ValueError(f"{name} must have length {n}, got {values.shape[0]}")
+            values = np.unique(values, return_inverse=True)[1].ravel()
+        coded.append(values)
     if family is not None and family.needs_trials and trials is None:
         raise ValueError("the binomial family needs trials")
     arrays = []
@@ -183,7 +261,7 @@ def _check_inputs(y, x, group, x_names, family, trials, exposure):
             if values.shape[0] != n:
                 raise ValueError(f"{name} must have length {n}, got {values.shape[0]}")
         arrays.append(values)
-    return y, x, codes, *arrays
+    return y, x, coded[0], *arrays, coded[1]
 
 
 def _uninformative_panel_ols(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
@@ -196,12 +274,12 @@ def _uninformative_conditional_logit(y, codes, size, total, trials) -> list[tupl
 
 
 def _uninformative_binary_expansion(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
-    trials_total = np.bincount(codes, weights=trials)
+    trials_total = np.bincount(codes, weights=trials, minlength=size.shape[0])
     return [((total == 0) | (total == trials_total), "groups with no successes or no failures")]
 
 
 def _uninformative_conditional_poisson(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
-    low, high = _group_min_max(y, codes)
+    low, high = _group_min_max(y, codes, size.shape[0])
     why = "groups whose counts are all equal and nonzero (statsmodels drops groups with no variance in y)"
     return [(total == 0, "groups whose counts are all zero"), ((total > 0) & (low == high), why)]
 
@@ -215,22 +293,65 @@ _UNINFORMATIVE = {
 """Per estimator: ``(group mask, why)`` of the groups that carry no within information for it."""
 
 
-def _informative(y, codes, family: Family, trials) -> tuple[np.ndarray, list[str]]:
-    """Mask of the units in groups that carry within information, and notes on what was dropped."""
-    size = np.bincount(codes)
-    total = np.bincount(codes, weights=y)
-    reasons = _UNINFORMATIVE[family.within_estimator](y, codes, size, total, trials)
-    notes, dropped = [], np.zeros(size.shape[0], dtype=bool)
-    for mask, why in reasons:
-        if mask.any():
-            notes.append(f"dropped {int(size[mask].sum())} units in {int(mask.sum())} {why}")
-            dropped |= mask
-    return ~dropped[codes], notes
+def _periods_conditional_logit(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    return [((total == 0) | (total == size), "periods whose y is all 0 or all 1")]
 
 
-def _group_min_max(values: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _periods_binary_expansion(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    trials_total = np.bincount(codes, weights=trials, minlength=size.shape[0])
+    return [((total == 0) | (total == trials_total), "periods with no successes or no failures")]
+
+
+def _periods_conditional_poisson(y, codes, size, total, trials) -> list[tuple[np.ndarray, str]]:
+    return [(total == 0, "periods whose counts are all zero")]
+
+
+_UNINFORMATIVE_PERIODS = {
+    "conditional_logit": _periods_conditional_logit,
+    "binary_expansion": _periods_binary_expansion,
+    "conditional_poisson": _periods_conditional_poisson,
+}
+"""Per estimator with period dummies: ``(period mask, why)`` of the periods whose dummy would run off to
+infinity (their units then carry nothing); PanelOLS' period effects never do."""
+
+
+def _informative(y, codes, family: Family, trials, period=None) -> tuple[np.ndarray, list[str]]:
+    """Mask of the units in groups (and periods) that carry within information, and notes on what was
+    dropped. On two-way data groups and periods are dropped by turns until neither drops more."""
+    levels = [(codes, _UNINFORMATIVE[family.within_estimator])]
+    if period is not None and family.within_estimator in _UNINFORMATIVE_PERIODS:
+        levels.append((period, _UNINFORMATIVE_PERIODS[family.within_estimator]))
+    keep = np.ones(y.shape[0], dtype=bool)
+    dropped: dict[str, list[int]] = {}  # why -> [units, groups or periods]
+    changed = True
+    while changed:
+        changed = False
+        for level, rule in levels:
+            kept = level[keep]
+            count = int(level.max()) + 1 if level.size else 0
+            size = np.bincount(kept, minlength=count)
+            total = np.bincount(kept, weights=y[keep], minlength=count)
+            gone = np.zeros(count, dtype=bool)
+            for mask, why in rule(y[keep], kept, size, total, None if trials is None else trials[keep]):
+                mask = mask & (size > 0) & ~gone
+                if mask.any():
+                    tally = dropped.setdefault(why, [0, 0])
+                    tally[0] += int(size[mask].sum())
+                    tally[1] += int(mask.sum())
+                    gone |= mask
+            if gone.any():
+                keep &= ~gone[level]
+                changed = len(levels) > 1
+    notes = [f"dropped {units} units in {count} {why}" for why, (units, count) in dropped.items()]
+    return keep, notes
+
+
+def _group_min_max(
+    values: np.ndarray, codes: np.ndarray, n_groups: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Smallest and largest value in each group."""
-    n_groups = int(codes.max()) + 1 if codes.size else 0
+    if n_groups is None:
+        n_groups = int(codes.max()) + 1 if codes.size else 0
     low, high = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
     np.minimum.at(low, codes, values)
     np.maximum.at(high, codes, values)
@@ -252,20 +373,30 @@ def _varies_within(x: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return spread > 1e-10 * np.maximum(np.abs(x).max(axis=0), 1.0)
 
 
+def _varies_beyond_periods(x: np.ndarray, codes: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Which columns of x are not a group part plus a period part (relative tolerance 1e-8: the two-way
+    residual is an alternating projection's, exact only on a balanced panel)."""
+    spread = np.abs(two_way_residual(x, codes, period, tolerance=1e-13)).max(axis=0)
+    return spread > 1e-8 * np.maximum(np.abs(x).max(axis=0), 1.0)
+
+
 class _Skip(Exception):
     """A reason not to fit, reported verbatim in the note."""
 
 
 def _guarded_fit(
-    family, y, x, codes, trials, exposure
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, list[str]]:
-    """Run the family's fitter, turning exceptions and warnings into notes; None if it failed."""
+    family, y, x, codes, trials, exposure, period=None
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, list[str]]:
+    """Run the family's fitter, turning exceptions and warnings into notes; None if it failed.
+
+    The fit gives ``(estimate, se, se_cluster)``; one that gives two arrays has no clustered se (NaN).
+    """
     notes: list[str] = []
     fitted = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            fitted = _FITTERS[family.within_estimator](y, x, codes, trials, exposure)
+            fitted = _FITTERS[family.within_estimator](y, x, codes, trials, exposure, period)
         except _Skip as err:
             notes.append(str(err))
         except RecursionError:
@@ -284,6 +415,8 @@ def _guarded_fit(
     if fitted is not None and not np.all(np.isfinite(fitted[0])):
         notes.append("the fit returned non-finite estimates")
         fitted = None
+    if fitted is not None and len(fitted) == 2:
+        fitted = (*fitted, np.full_like(np.asarray(fitted[0], dtype=float), np.nan))
     return fitted, notes
 
 
@@ -316,29 +449,96 @@ def _check_conditional_logit_size(successes: np.ndarray, rows: np.ndarray) -> No
         )
 
 
-def _check_divergence(params: np.ndarray, x_within: np.ndarray) -> np.ndarray:
+def _check_divergence(params: np.ndarray, x_within: np.ndarray, n_slopes: int | None = None) -> np.ndarray:
     """Refuse estimates that shift the log odds or log rate by more than 10 per within-group SD of x.
 
     Such values mean the optimizer stopped on its way to infinity: within groups, x separates the
-    outcomes (or the zero counts) perfectly and no finite maximum-likelihood estimate exists.
+    outcomes (or the zero counts) perfectly and no finite maximum-likelihood estimate exists. Columns
+    after the first ``n_slopes`` are period dummies, which can run off the same way.
     """
-    if np.any(np.abs(params) * x_within.std(axis=0) > 10.0):
+    n_slopes = params.shape[0] if n_slopes is None else n_slopes
+    diverges = np.abs(params) * x_within.std(axis=0) > 10.0
+    if np.any(diverges[:n_slopes]):
         raise _Skip("no finite estimate: x separates the outcomes within groups (estimates diverge)")
+    if np.any(diverges[n_slopes:]):
+        raise _Skip(
+            "no finite estimate: the periods separate the outcomes within groups (period effects diverge)"
+        )
     return params
 
 
-def _fit_conditional_logit(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarray]:
-    """ConditionalLogit on 0/1 outcomes; x is demeaned by group, which leaves the likelihood unchanged."""
+def _period_dummies(period: np.ndarray | None, codes: np.ndarray) -> np.ndarray:
+    """Indicators of the periods after the first present one, demeaned by group, keeping only linearly
+    independent columns (pivoted QR); shape (N, 0) for one-way data."""
+    if period is None:
+        return np.zeros((codes.shape[0], 0))
+    present = np.unique(period)
+    n_dummies = present.shape[0] - 1
+    if n_dummies > MAX_PERIOD_DUMMIES:
+        raise _Skip(
+            f"{n_dummies + 1} periods are too many for period dummies in a conditional likelihood (limit "
+            f"{MAX_PERIOD_DUMMIES + 1}): too slow for a cross-check"
+        )
+    if codes.shape[0] * n_dummies > MAX_DUMMY_CELLS:
+        raise _Skip(
+            f"the period dummies would fill {codes.shape[0] * n_dummies:.3g} cells (limit "
+            f"{MAX_DUMMY_CELLS:.3g}): too large for a cross-check"
+        )
+    dummies = _demean((period[:, None] == present[None, 1:]).astype(float), codes)
+    if n_dummies == 0:
+        return dummies
+    _, r, pivots = scipy.linalg.qr(dummies, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    rank = int(np.sum(diagonal > 1e-9 * max(diagonal[0], 1e-300)))
+    return dummies[:, np.sort(pivots[:rank])]
+
+
+def _cluster_se(bread: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Standard errors of the sandwich ``G / (G - 1) B (sum_g s_g s_g') B'`` clustered by group, from the
+    classical covariance ``B`` (inverse negative Hessian) and the groups' scores ``s_g`` (G, P); NaN
+    with fewer than two groups."""
+    n_groups = scores.shape[0]
+    if n_groups < 2:
+        return np.full(bread.shape[0], np.nan)
+    covariance = n_groups / (n_groups - 1) * bread @ (scores.T @ scores) @ bread.T
+    return np.sqrt(np.maximum(np.diag(covariance), 0.0))
+
+
+def _conditional_fit(model, design: np.ndarray, n_slopes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a statsmodels conditional model; refuse diverging estimates before the Hessian is inverted.
+
+    Returns the estimates and their classical covariance, the inverse of the negative numerical Hessian
+    (as statsmodels computes it after BFGS, which would fail on a diverging fit before the divergence
+    could be told).
+    """
+    result = model.fit(maxiter=200 + 10 * (design.shape[1] - n_slopes), skip_hessian=True)
+    params = _check_divergence(np.asarray(result.params), design, n_slopes)
+    information = -np.atleast_2d(model.hessian(params))
+    information = (information + information.T) / 2
+    if not np.all(np.isfinite(information)):
+        raise _Skip("the conditional likelihood's Hessian is not finite: no standard errors")
+    values, vectors = np.linalg.eigh(information)
+    if values.min() <= 0:
+        raise _Skip("the conditional likelihood is flat in some direction at its maximum: no standard errors")
+    return params, (vectors / values) @ vectors.T
+
+
+def _fit_conditional_logit(y, x, codes, trials, exposure, period=None) -> tuple[np.ndarray, ...]:
+    """ConditionalLogit on 0/1 outcomes (with period dummies on two-way data); x is demeaned by group,
+    which leaves the likelihood unchanged."""
     from statsmodels.discrete.conditional_models import ConditionalLogit
 
     _check_conditional_logit_size(np.bincount(codes, weights=y), np.bincount(codes).astype(float))
-    x = _demean(x, codes)
-    result = ConditionalLogit(y, x, groups=codes).fit(maxiter=200)
-    return _check_divergence(np.asarray(result.params), x), np.asarray(result.bse)
+    k = x.shape[1]
+    design = np.column_stack([_demean(x, codes), _period_dummies(period, codes)])
+    model = ConditionalLogit(y, design, groups=codes)
+    params, covariance = _conditional_fit(model, design, k)
+    scores = np.stack([model.score_grp(g, params) for g in range(len(model._endog_grp))])
+    return params[:k], np.sqrt(np.diag(covariance))[:k], _cluster_se(covariance, scores)[:k]
 
 
-def _fit_binomial(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarray]:
-    """Expand successes and failures into binary rows, then ConditionalLogit."""
+def _fit_binomial(y, x, codes, trials, exposure, period=None) -> tuple[np.ndarray, ...]:
+    """Expand successes and failures into binary rows, then ConditionalLogit (clustered by group)."""
     if np.any((y < 0) | (y > trials) | (y != np.round(y)) | (trials != np.round(trials))):
         raise _Skip("binomial y must be whole numbers between 0 and trials")
     n_rows = int(trials.sum())
@@ -351,11 +551,29 @@ def _fit_binomial(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarray
     counts = np.concatenate([y, trials - y]).astype(int)
     rows = np.repeat(np.tile(np.arange(y.shape[0]), 2), counts)
     binary = np.repeat(np.r_[np.ones_like(y), np.zeros_like(y)], counts)
-    return _fit_conditional_logit(binary, x[rows], codes[rows], None, None)
+    return _fit_conditional_logit(
+        binary, x[rows], codes[rows], None, None, None if period is None else period[rows]
+    )
 
 
-def _fit_conditional_poisson(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarray]:
-    """ConditionalPoisson, with offset log(exposure) only where exposure varies within a group."""
+def _poisson_group_scores(y, design, codes, params, offset) -> np.ndarray:
+    """Each group's score of the conditional Poisson likelihood, shape (groups with units, P):
+    ``sum_i x_i (y_i - n_g p_i)`` with ``p_i`` the unit's share of its group's expected count."""
+    eta = design @ params + (0.0 if offset is None else offset)
+    n_groups = int(codes.max()) + 1
+    top = np.full(n_groups, -np.inf)
+    np.maximum.at(top, codes, eta)
+    weight = np.exp(eta - top[codes])
+    share = weight / np.bincount(codes, weights=weight, minlength=n_groups)[codes]
+    residual = y - np.bincount(codes, weights=y, minlength=n_groups)[codes] * share
+    scores = np.zeros((n_groups, design.shape[1]))
+    np.add.at(scores, codes, design * residual[:, None])
+    return scores[np.bincount(codes, minlength=n_groups) > 0]
+
+
+def _fit_conditional_poisson(y, x, codes, trials, exposure, period=None) -> tuple[np.ndarray, ...]:
+    """ConditionalPoisson (with period dummies on two-way data), with offset log(exposure) only where
+    exposure varies within a group."""
     from statsmodels.discrete.conditional_models import ConditionalPoisson
 
     if np.any((y < 0) | (y != np.round(y))):
@@ -367,21 +585,41 @@ def _fit_conditional_poisson(y, x, codes, trials, exposure) -> tuple[np.ndarray,
         low, high = _group_min_max(exposure, codes)
         if np.any(low != high):
             kwargs["offset"] = np.log(exposure)
-    x = _demean(x, codes)
-    result = ConditionalPoisson(y, x, groups=codes, **kwargs).fit(maxiter=200)
-    return _check_divergence(np.asarray(result.params), x), np.asarray(result.bse)
+    k = x.shape[1]
+    design = np.column_stack([_demean(x, codes), _period_dummies(period, codes)])
+    params, covariance = _conditional_fit(ConditionalPoisson(y, design, groups=codes, **kwargs), design, k)
+    scores = _poisson_group_scores(y, design, codes, params, kwargs.get("offset"))
+    return params[:k], np.sqrt(np.diag(covariance))[:k], _cluster_se(covariance, scores)[:k]
 
 
-def _fit_panel_ols(y, x, codes, trials, exposure) -> tuple[np.ndarray, np.ndarray]:
-    """PanelOLS with entity effects (the within estimator), unadjusted covariance."""
+def _fit_panel_ols(y, x, codes, trials, exposure, period=None) -> tuple[np.ndarray, ...]:
+    """PanelOLS with entity effects (and time effects on two-way data), unadjusted and clustered by entity.
+
+    The panel is indexed by (group, period) where each cell holds one unit; where a cell holds several
+    (a crossed factor rather than a panel) by (group, position), with the periods as ``other_effects``,
+    which is the same estimator.
+    """
     from linearmodels import PanelOLS
 
     position = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-    index = pd.MultiIndex.from_arrays([codes, position], names=["group", "position"])
+    effects: dict[str, object] = {"entity_effects": True}
+    if period is not None and not pd.MultiIndex.from_arrays([codes, period]).has_duplicates:
+        index = pd.MultiIndex.from_arrays([codes, period], names=["group", "period"])
+        effects["time_effects"] = True
+    else:
+        index = pd.MultiIndex.from_arrays([codes, position], names=["group", "position"])
+        if period is not None:
+            effects["other_effects"] = pd.DataFrame({"period": period}, index=index)
     columns = [f"x{j}" for j in range(x.shape[1])]
     exog = pd.DataFrame(x, index=index, columns=columns)
-    result = PanelOLS(pd.Series(y, index=index, name="y"), exog, entity_effects=True).fit()
-    return result.params[columns].to_numpy(), result.std_errors[columns].to_numpy()
+    model = PanelOLS(pd.Series(y, index=index, name="y"), exog, **effects)
+    result = model.fit()
+    clustered = model.fit(cov_type="clustered", cluster_entity=True)
+    return (
+        result.params[columns].to_numpy(),
+        result.std_errors[columns].to_numpy(),
+        clustered.std_errors[columns].to_numpy(),
+    )
 
 
 _FITTERS = {
@@ -390,16 +628,18 @@ _FITTERS = {
     "conditional_poisson": _fit_conditional_poisson,
     "panel_ols": _fit_panel_ols,
 }
-"""Each estimator's fit, by the key a family names as its ``within_estimator``."""
+"""Each estimator's fit, by the key a family names as its ``within_estimator``: ``fit(y, x, codes, trials,
+exposure, period)`` gives the slopes of x, their classical se and their se clustered by group."""
 
 
-def _table(names, estimate, se, method, n_used, notes) -> pd.DataFrame:
+def _table(names, estimate, se, se_cluster, method, n_used, notes) -> pd.DataFrame:
     """Assemble the result table."""
     return pd.DataFrame(
         {
             "term": names,
             "estimate": estimate,
             "se": se,
+            "se_cluster": se_cluster,
             "ci_low": estimate - _Z975 * se,
             "ci_high": estimate + _Z975 * se,
             "method": method,
@@ -411,7 +651,7 @@ def _table(names, estimate, se, method, n_used, notes) -> pd.DataFrame:
 
 
 def within_for(data: GroupedData, family: str | Family) -> pd.DataFrame:
-    """:func:`within_estimate` of every x of ``data`` under ``family``."""
+    """:func:`within_estimate` of every x of ``data`` under ``family``: two-way on two-way data."""
     return within_estimate(
         np.asarray(data.y, dtype=float),
         data.x,
@@ -420,7 +660,93 @@ def within_for(data: GroupedData, family: str | Family) -> pd.DataFrame:
         family,
         trials=data.trials,
         exposure=data.exposure,
+        time=data.time,
     )
+
+
+def two_way_mundlak_ols(
+    data: GroupedData, family: str | Family = "gaussian", shares: bool | None = None
+) -> pd.DataFrame:
+    """Wooldridge's (2021) two-way Mundlak regression: pooled OLS of y on 1, x, the group means of x and
+    the period means of x.
+
+    On a balanced panel its x coefficients equal the two-way fixed-effects (within) estimates exactly. On
+    an unbalanced panel they do not; the period dummies and each group's shares of the periods
+    (:attr:`GroupedData.period_shares`, the group means of the period dummies) then take the period means'
+    place (which the dummies span), and the equality holds again.
+
+    Parameters
+    ----------
+    data : GroupedData
+        Two-way data (``data.two_way``).
+    family : str or Family, default ``"gaussian"``
+        The outcome family; only one whose within estimator is OLS (the Gaussian) has this regression.
+    shares : bool, optional
+        Whether to use the period dummies and the shares instead of the period means of x; by default
+        exactly when the panel is unbalanced. ``False`` on an unbalanced panel gives the regression that
+        does not reproduce two-way fixed effects.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per x (columns :data:`MUNDLAK_COLUMNS`): ``term``, ``estimate``, ``se`` (classical OLS),
+        ``se_cluster`` (clustered by group, with Stata's small-sample factor ``G / (G - 1) * (N - 1) /
+        (N - P)``), ``method`` (the regressors, in words) and ``n_used`` (units).
+
+    Raises
+    ------
+    InputError
+        If the data are one-way or the family is not Gaussian.
+    """
+    known = family if isinstance(family, Family) else get_family(family)
+    if known.within_estimator != "panel_ols":
+        raise InputError(
+            f"The two-way Mundlak regression is a linear regression: it needs a Gaussian outcome, not"
+            f" {known.name}."
+        )
+    if not data.two_way:
+        raise InputError("The two-way Mundlak regression needs two-way data: give the period (time=).")
+    import statsmodels.api as sm
+
+    shares = not data.balanced if shares is None else shares
+    y = np.asarray(data.y, dtype=float)
+    columns = [np.ones((data.n_units, 1)), data.x, data.xbar[data.group]]
+    if shares:
+        columns += [np.eye(data.n_times)[data.time][:, 1:], data.period_shares[data.group]]
+        method = "pooled OLS of y on 1, x, group means of x, period dummies, group shares of the periods"
+    else:
+        columns.append(data.xbar_time[data.time])
+        method = "pooled OLS of y on 1, x, group means of x, period means of x"
+    design = _independent_columns(np.column_stack(columns), data.n_x + 1)
+    model = sm.OLS(y, design)
+    k = slice(1, data.n_x + 1)
+    classical = model.fit()
+    clustered = model.fit(cov_type="cluster", cov_kwds={"groups": data.group})
+    return pd.DataFrame(
+        {
+            "term": list(data.x_names),
+            "estimate": np.asarray(classical.params)[k],
+            "se": np.asarray(classical.bse)[k],
+            "se_cluster": np.asarray(clustered.bse)[k],
+            "method": method,
+            "n_used": data.n_units,
+        },
+        columns=list(MUNDLAK_COLUMNS),
+    )
+
+
+def _independent_columns(design: np.ndarray, n_first: int) -> np.ndarray:
+    """The first ``n_first`` columns of ``design`` and those of the rest that add to their span (pivoted QR
+    of the rest after projecting the first out): a balanced panel's constant shares, say, are dropped."""
+    first, rest = design[:, :n_first], design[:, n_first:]
+    if rest.shape[1] == 0:
+        return design
+    rest = rest - first @ np.linalg.lstsq(first, rest, rcond=None)[0]
+    _, r, pivots = scipy.linalg.qr(rest, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    scale = max(float(np.abs(design).max()), 1e-300) * np.sqrt(design.shape[0])
+    rank = int(np.sum(diagonal > 1e-10 * scale))
+    return np.column_stack([first, design[:, n_first:][:, np.sort(pivots[:rank])]])
 
 
 def side_by_side(fits: Sequence[Fit], within: pd.DataFrame) -> pd.DataFrame:
@@ -437,11 +763,11 @@ def side_by_side(fits: Sequence[Fit], within: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``term``: ``within (se)``'s estimate, se and method, then ``<model> mean`` and
-        ``<model> sd`` per within-effect model, and the note.
+        Indexed by ``term``: the within estimate, its classical se, its se clustered by group and its
+        method, then ``<model> mean`` and ``<model> sd`` per within-effect model, and the note.
     """
-    table = within.set_index("term")[["estimate", "se", "method"]].rename(
-        columns={"estimate": "within estimate", "se": "within se"}
+    table = within.set_index("term")[["estimate", "se", "se_cluster", "method"]].rename(
+        columns={"estimate": "within estimate", "se": "within se", "se_cluster": "within se (cluster)"}
     )
     for fit in fits:
         if not fit.spec.identifies_within:
