@@ -169,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--replicates", type=_positive_int, default=100, help="replicates per scenario (100)")
     study.add_argument("--scenarios", type=Path, default=None, help="TOML file of [[scenario]] tables")
+    study.add_argument(
+        "--time-shocks",
+        action="store_true",
+        help="add the scenario 'time-shocks' to the grid (the default one or --scenarios'): the seed's"
+        " setting spread over 10 periods, with an unobserved shock per period (sd 1.5) driving x and y;"
+        " in it each model is fitted to every replicate one-way and two-way ('Mundlak (two-way)'), the"
+        " naive one once. A --scenarios table with n_periods and time_sd is fitted the same way",
+    )
     study.add_argument("--models", type=_model_list, default=None, help="comma-separated models, or 'all'")
     study.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (cores)")
     study.add_argument("--scheduler", default=None, help="run on a Dask cluster: tcp://host:port")
@@ -199,7 +207,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from groupfx.models.builders import DEFAULT_MODELS
     from groupfx.study.report import write_study_report
     from groupfx.study.run import connect, run_study
-    from groupfx.study.scenarios import DEFAULT_SCENARIOS, load_scenarios
+    from groupfx.study.scenarios import DEFAULT_SCENARIOS, TIME_SHOCKS, load_scenarios
     from groupfx.study.store import existing_results
     from groupfx.study.summary import summarise_study
     from groupfx.study.tasks import StudySettings
@@ -208,6 +216,13 @@ def run_study_command(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "study")  # the study's own checks follow in run_study, before any fit
     started = time.perf_counter()
     scenarios = load_scenarios(args.scenarios) if args.scenarios is not None else DEFAULT_SCENARIOS
+    if args.time_shocks:
+        if TIME_SHOCKS.name in {scenario.name for scenario in scenarios}:
+            raise InputError(
+                f"The scenarios already hold one named {TIME_SHOCKS.name!r}; rename it, or drop"
+                " --time-shocks."
+            )
+        scenarios = (*scenarios, TIME_SHOCKS)
     settings = StudySettings(
         replicates=args.replicates,
         models=tuple(args.models or DEFAULT_MODELS),
