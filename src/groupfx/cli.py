@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("groupfx-demo"), help="output folder (groupfx-demo)")
     demo.add_argument("--groups", type=_int_at_least_two, default=30, help="number of groups (30)")
     demo.add_argument("--units", type=_int_at_least_two, default=2000, help="number of units (2000)")
+    demo.add_argument(
+        "--time-shocks",
+        action="store_true",
+        help="add a period confounder: the units spread over 10 periods, an unobserved shock per period"
+        " (sd 1.5, as U's) drives x and y, and every model but the naive one is fitted two-way, with"
+        " period terms (fewer units than 10 are refused)",
+    )
     _add_sampling_options(demo)
     fit = sub.add_parser(
         "fit",
@@ -162,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--replicates", type=_positive_int, default=100, help="replicates per scenario (100)")
     study.add_argument("--scenarios", type=Path, default=None, help="TOML file of [[scenario]] tables")
+    study.add_argument(
+        "--time-shocks",
+        action="store_true",
+        help="add the scenario 'time-shocks' to the grid (the default one or --scenarios'): the seed's"
+        " setting spread over 10 periods, with an unobserved shock per period (sd 1.5) driving x and y;"
+        " in it each model is fitted to every replicate one-way and two-way ('Mundlak (two-way)'), the"
+        " naive one once. A --scenarios table with n_periods and time_sd is fitted the same way",
+    )
     study.add_argument("--models", type=_model_list, default=None, help="comma-separated models, or 'all'")
     study.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (cores)")
     study.add_argument("--scheduler", default=None, help="run on a Dask cluster: tcp://host:port")
@@ -192,7 +207,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from groupfx.models.builders import DEFAULT_MODELS
     from groupfx.study.report import write_study_report
     from groupfx.study.run import connect, run_study
-    from groupfx.study.scenarios import DEFAULT_SCENARIOS, load_scenarios
+    from groupfx.study.scenarios import DEFAULT_SCENARIOS, TIME_SHOCKS, load_scenarios
     from groupfx.study.store import existing_results
     from groupfx.study.summary import summarise_study
     from groupfx.study.tasks import StudySettings
@@ -201,6 +216,13 @@ def run_study_command(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "study")  # the study's own checks follow in run_study, before any fit
     started = time.perf_counter()
     scenarios = load_scenarios(args.scenarios) if args.scenarios is not None else DEFAULT_SCENARIOS
+    if args.time_shocks:
+        if TIME_SHOCKS.name in {scenario.name for scenario in scenarios}:
+            raise InputError(
+                f"The scenarios already hold one named {TIME_SHOCKS.name!r}; rename it, or drop"
+                " --time-shocks."
+            )
+        scenarios = (*scenarios, TIME_SHOCKS)
     settings = StudySettings(
         replicates=args.replicates,
         models=tuple(args.models or DEFAULT_MODELS),
@@ -355,13 +377,14 @@ def _sampler(args: argparse.Namespace):
 def run_demo_command(args: argparse.Namespace) -> int:
     """Run ``groupfx demo``."""
     from groupfx.data.simulate import SimulationSettings
-    from groupfx.demo import run_demo
+    from groupfx.demo import TIME_SHOCKS, run_demo
     from groupfx.models.builders import DEFAULT_MODELS
     from groupfx.util.files import check_output_folder
 
     check_output_folder(args.out, "report")  # run_demo locks it before simulating
     started = time.perf_counter()
-    simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed)
+    shocks = TIME_SHOCKS if args.time_shocks else {}
+    simulation = SimulationSettings(n_groups=args.groups, n_units=args.units, seed=args.seed, **shocks)
     sampler = _sampler(args)
     models = args.models or list(DEFAULT_MODELS)
     result = _run_with_progress(

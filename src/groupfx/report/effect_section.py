@@ -100,8 +100,10 @@ def effect_section(fits: Sequence[Fit], simulated=None, delta: float = 1.0) -> E
     if simulated is not None:
         s = simulated.settings
         section.true_intercepts = s.a0 + simulated.ug + s.bzy * simulated.data.z[:, 0]
-        section.intercepts = {
-            fit.label: group_intercepts(fit) for fit in fits if fit.spec.has_group_intercepts
+        section.intercepts = {  # one-way only: a two-way fit's intercept also depends on the period
+            fit.label: group_intercepts(fit)
+            for fit in fits
+            if fit.spec.has_group_intercepts and not fit.data.two_way
         }
     section.checks = {fit.label: posterior_predictive_check(fit) for fit in fits}
     section.prior_means = {fit.label: prior_predictive_means(fit) for fit in fits}

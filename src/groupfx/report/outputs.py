@@ -26,6 +26,10 @@ CAUSAL_TEXT = (
     "both x and y, so comparing units across groups confounds the effect of x; z is an observed "
     "group-level cause of y."
 )
+TIME_CAUSAL_TEXT = (
+    " A period-level cause V (unobserved, one shock per period) drives x and y as well, so comparing units "
+    "within a group confounds the effect of x too, unless the periods are accounted for."
+)
 
 
 def write_csv(frame: pd.DataFrame, path: Path, **kwargs: object) -> Path:
@@ -53,10 +57,15 @@ def run_table(fits: Sequence[Fit]) -> pd.DataFrame:
 
 def causal_graph(simulated: SimulatedData) -> pm.Model:
     """The simulation's generative model with the truth set by ``do()`` (for its graph)."""
-    settings = simulated.settings
+    settings, data = simulated.settings, simulated.data
+    periods = (
+        {"time": data.time, "n_times": data.n_times, "time_sd": settings.time_sd, "bvx": settings.bvx,
+         "bvy": settings.bvy}
+        if data.two_way
+        else {}
+    )  # fmt: skip
     return pm.do(
-        generative_model(simulated.data.group, simulated.data.n_groups, settings.u_sd, settings.u_mean),
-        settings.truth,
+        generative_model(data.group, data.n_groups, settings.u_sd, settings.u_mean, **periods), settings.truth
     )
 
 
@@ -181,6 +190,11 @@ def write_report(
                 f" Simulation: {s.n_groups} groups, {s.n_units} units, a0 = {s.a0:g}, bxy = {s.bxy:g}, "
                 f"bzy = {s.bzy:g}, U ~ Normal(0, {s.u_sd:g}), seed {s.seed}."
             )
+            if s.two_way:
+                settings_text += (
+                    f" Periods: {s.n_periods}, V ~ Normal(0, {s.time_sd:g}), V → x {s.bvx:g},"
+                    f" V → y {s.bvy:g}."
+                )
         page = render_report(
             fits=fits,
             data=data,
@@ -194,7 +208,9 @@ def write_report(
             truth=truth,
             title=title,
             intro=intro,
-            causal_text=CAUSAL_TEXT if simulated is not None else "",
+            causal_text=(CAUSAL_TEXT + (TIME_CAUSAL_TEXT if simulated.vt is not None else ""))
+            if simulated is not None
+            else "",
             settings_text=settings_text,
         )
         write_html(tmp / "report.html", page)

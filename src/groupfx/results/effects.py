@@ -89,9 +89,10 @@ def contrast_draws(fit: Fit, x: str | None = None, delta: float = 1.0) -> tuple[
 
 
 def true_contrasts(simulated, x: str | None = None, delta: float = 1.0) -> tuple[np.ndarray, float]:
-    """The true contrasts of simulated data (from the truth and the simulated U): per group and the AME."""
+    """The true contrasts of simulated data (from the truth and the simulated U and V): per group and the
+    AME."""
     data, s = simulated.data, simulated.settings
-    eta = s.a0 + s.bxy * data.x[:, 0] + simulated.ug[data.group] + s.bzy * data.z[data.group, 0]
+    eta = simulated.linear_predictor()
     difference = 1 / (1 + np.exp(-(eta + s.bxy * delta))) - 1 / (1 + np.exp(-eta))
     per_group = np.bincount(data.group, weights=difference, minlength=data.n_groups) / data.group_sizes
     return per_group, float(difference.mean())

@@ -17,15 +17,17 @@ from groupfx.report.html import EmbeddedImage
 from groupfx.report.plots import STYLE, save_figure
 from groupfx.results.fits import HDI_PROB
 from groupfx.study.scenarios import Scenario
-from groupfx.study.summary import summarise_study
+from groupfx.study.summary import TWO_WAY_LABEL, summarise_study
 from groupfx.study.tasks import StudySettings
 from groupfx.util.files import atomic_directory, atomic_path, output_kind
 
 
-def _panel_grid(scenarios: Sequence[str]) -> tuple[Figure, np.ndarray]:
+def _panel_grid(scenarios: Sequence[str], fits: int = 5) -> tuple[Figure, np.ndarray]:
+    """Panels for the scenarios, two a row, tall enough for ``fits`` labelled rows each."""
     columns = min(2, len(scenarios))
     rows = int(np.ceil(len(scenarios) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 3.2 * rows + 0.6), squeeze=False,
+    height = 3.2 * max(1.0, fits / 6)
+    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, height * rows + 0.6), squeeze=False,
                              layout="constrained")  # fmt: skip
     for ax in axes.ravel()[len(scenarios) :]:
         ax.set_visible(False)
@@ -55,7 +57,8 @@ def plot_metric(
     table = table.drop_duplicates(["scenario", "model"])
     scenarios = list(dict.fromkeys(table["scenario"]))
     with plt.style.context(STYLE):
-        fig, axes = _panel_grid(scenarios)
+        per_scenario = table.groupby("scenario").size()
+        fig, axes = _panel_grid(scenarios, int(per_scenario.max()) if len(per_scenario) else 5)
         for ax, scenario in zip(axes, scenarios, strict=False):
             rows = table[table["scenario"] == scenario]
             position = np.arange(len(rows))[::-1]
@@ -67,7 +70,11 @@ def plot_metric(
                 if metric == "coverage":  # a share: the bars stop at 0 and 1
                     low, high = np.clip(low, 0, 1), np.clip(high, 0, 1)
                 xerr = np.vstack([value - low, high - value])
-            ax.errorbar(value, position, xerr=xerr, fmt="o", color="C0", capsize=4)
+            two_way = rows["two_way"].eq(True).to_numpy() if "two_way" in rows else np.zeros(len(rows), bool)
+            for fits, color in ((~two_way, "C0"), (two_way, "C1")):  # two-way fits in a colour of their own
+                if fits.any():
+                    ax.errorbar(value[fits], position[fits], xerr=None if xerr is None else xerr[:, fits],
+                                fmt="o", color=color, capsize=4)  # fmt: skip
             ax.set_yticks(position, rows["model"])
             if reference is not None:
                 ax.axvline(reference, color="k", linestyle="--", linewidth=1)
@@ -137,7 +144,7 @@ def write_study_report(
 
 def _page(summary, results, scenarios, settings, images, timings) -> str:
     table = summary.copy()
-    shown = table.drop(columns=["truth"]).to_html(
+    shown = table.drop(columns=["truth", "two_way"]).to_html(
         index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0
     )
     failures = results[results["status"] != "ok"].drop_duplicates(["scenario", "replicate", "model"])
@@ -148,9 +155,23 @@ def _page(summary, results, scenarios, settings, images, timings) -> str:
     )
     scenario_items = "".join(
         f"<li><b>{html.escape(s.name)}</b>: {s.n_groups} groups, {s.n_units} units ({s.sizes} sizes), "
-        f"a0 = {s.a0:g}, bxy = {s.bxy:g}, bzy = {s.bzy:g}, U sd {s.u_sd:g}, U → x {s.ux:g}, {s.family}. "
-        f"{html.escape(s.description)}</li>"
+        f"a0 = {s.a0:g}, bxy = {s.bxy:g}, bzy = {s.bzy:g}, U sd {s.u_sd:g}, U → x {s.ux:g}, {s.family}"
+        + (
+            f"; {s.n_periods} periods, period shock V sd {s.time_sd:g}, V → x {s.bvx:g}, V → y {s.bvy:g}"
+            if s.two_way
+            else ""
+        )
+        + f". {html.escape(s.description)}</li>"
         for s in scenarios
+    )
+    two_way_text = (
+        " In a scenario with periods each strategy is fitted to every replicate twice: one-way (the periods"
+        f" ignored) and two-way (<i>{html.escape(TWO_WAY_LABEL.strip())}</i>: period terms beside the"
+        " group's: free period intercepts, crossed pooled intercepts, the period means of x or a latent"
+        " period shift); the naive regression ignores both factors and is fitted once. A period shock that"
+        " drives x and y biases every one-way fit, within groups too."
+        if any(s.two_way for s in scenarios)
+        else ""
     )
     figure_html = "".join(
         f'<img src="{image.uri}" alt="{html.escape(image.alt)}">' for image in images.values()
@@ -171,7 +192,8 @@ seed {settings.seed}.
 <p>Bias is the mean of posterior mean minus truth; coverage the share of replicates whose {HDI_PROB:.0%} HDI
 holds the truth (nominal {HDI_PROB:.0%}); width the mean HDI width; the LOO win rate the share of
 replicates in which PSIS-LOO ranks the model first. <i>_se</i> columns are Monte-Carlo standard errors.
-Under fixed effects, bzy is not identified (z is constant within groups): its interval is mostly prior.</p>
+Under fixed effects, bzy is not identified (z is constant within groups): its interval is mostly prior.
+{two_way_text}</p>
 {figure_html}
 {shown}
 <h2>Failed fits</h2>{failed_html}

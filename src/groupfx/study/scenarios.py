@@ -7,7 +7,15 @@ Each replicate is drawn from the seed study's graph, generalised::
     Y_i ~ Bernoulli(invlogit(eta_i)) | Poisson(exp(eta_i)) | Normal(eta_i, sigma_y)
 
 ``ux`` is how strongly U drives x: 1 in the seed, 0 for no confounding (U still drives y, so the groups
-still differ, but x tells nothing about them). Group sizes are ``equal`` (as equal as the counts allow)
+still differ, but x tells nothing about them). A scenario with periods (``n_periods = T > 0``) adds a
+second, crossed confounder, a shock per period, as :mod:`groupfx.data.simulate` does::
+
+    V_t ~ Normal(0, time_sd)      X_i ~ Normal(ux * U_g[i] + bvx * V_t[i], 1)      eta_i += bvy V_t[i]
+
+the units taking the periods round robin, group after group
+(:func:`~groupfx.data.simulate.period_assignment`); its replicates are two-way data, and each strategy is
+fitted to them both one-way (the periods ignored) and two-way (see :mod:`groupfx.study.tasks`). Group sizes
+are ``equal`` (as equal as the counts allow)
 or ``random`` (every group gets one unit, the rest fall uniformly at random, as in the seed). A replicate's
 data depend only on the study seed, the scenario's name and the replicate number, so any replicate can be
 redrawn alone, in any process, bit for bit.
@@ -22,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from groupfx.data.grouped import GroupedData
+from groupfx.data.simulate import period_assignment
 from groupfx.errors import InputError
 from groupfx.models.families import FAMILIES
 
@@ -52,6 +61,12 @@ class Scenario:
         Noise of the Gaussian family.
     description : str
         What the scenario teaches, for the report.
+    n_periods : int
+        Number of periods T (0: one-way data; else from 2 to ``n_units``).
+    time_sd : float
+        Standard deviation of the period shock V (0: none; > 0 needs ``n_periods``).
+    bvx, bvy : float
+        Effects of V on x and on y (as in :class:`groupfx.SimulationSettings`).
     """
 
     name: str
@@ -66,12 +81,16 @@ class Scenario:
     family: str = "bernoulli"
     sigma_y: float = 1.0
     description: str = ""
+    n_periods: int = 0
+    time_sd: float = 0.0
+    bvx: float = 1.0
+    bvy: float = 1.0
 
     def __post_init__(self) -> None:
         where = f"Scenario {self.name!r}"
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
             raise InputError(f"Scenario name {self.name!r} must be letters, digits, '-' or '_'.")
-        for name, minimum in (("n_groups", 2), ("n_units", 2)):
+        for name, minimum in (("n_groups", 2), ("n_units", 2), ("n_periods", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InputError(f"{where}: {name} must be an integer >= {minimum} (got {value!r}).")
@@ -85,12 +104,28 @@ class Scenario:
         if family is None or family.needs_trials:
             *others, last = [f.name for f in FAMILIES.values() if not f.needs_trials]
             raise InputError(f"{where}: family must be {', '.join(others)} or {last} (got {self.family!r}).")
-        for name in ("a0", "bxy", "bzy", "u_sd", "ux", "sigma_y"):
+        for name in ("a0", "bxy", "bzy", "u_sd", "ux", "sigma_y", "time_sd", "bvx", "bvy"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
                 raise InputError(f"{where}: {name} must be a finite number (got {value!r}).")
-        if self.u_sd < 0 or self.sigma_y <= 0:
-            raise InputError(f"{where}: u_sd must be >= 0 and sigma_y > 0.")
+        if self.u_sd < 0 or self.sigma_y <= 0 or self.time_sd < 0:
+            raise InputError(f"{where}: u_sd and time_sd must be >= 0 and sigma_y > 0.")
+        if self.n_periods == 1 or self.n_periods > self.n_units:
+            raise InputError(
+                f"{where}: n_periods must be 0 (one-way data) or from 2 to n_units ({self.n_units}), so that"
+                f" every period holds units (got {self.n_periods})."
+            )
+        if self.time_sd > 0 and not self.n_periods:
+            raise InputError(
+                f"{where}: time_sd ({self.time_sd:g}) is the spread of a period shock: give n_periods >= 2"
+                " with it, or leave time_sd at 0."
+            )
+
+    @property
+    def two_way(self) -> bool:
+        """Whether the scenario's data have periods (``n_periods > 0``), so that its strategies are fitted
+        both one-way and two-way."""
+        return self.n_periods > 0
 
     @property
     def truth(self) -> dict[str, float]:
@@ -129,6 +164,17 @@ DEFAULT_SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 """The default grid: the seed's setting and three that each break one of its conditions."""
+
+TIME_SHOCKS = Scenario(
+    "time-shocks",
+    n_periods=10,
+    time_sd=1.5,
+    description="The seed's setting spread over 10 periods, with an unobserved shock per period (sd 1.5, as"
+    " U's) that drives x and y: within-group comparisons are confounded too, so the one-way strategies are"
+    " biased, and the two-way ones (period terms beside the group's) should recover bxy; the multilevel"
+    " model stays confounded by U either way.",
+)
+"""The scenario ``groupfx study --time-shocks`` adds to the grid: a period confounder beside U."""
 
 
 def load_scenarios(path: str | Path) -> tuple[Scenario, ...]:
@@ -195,20 +241,38 @@ def group_assignment(scenario: Scenario, rng: np.random.Generator) -> np.ndarray
     return np.sort(np.concatenate([np.arange(g), rng.integers(0, g, size=n - g)]))
 
 
+def replicate_shocks(scenario: Scenario, seed: int, replicate: int) -> np.ndarray:
+    """The period shock V of each period of one replicate, shape ``(n_periods,)`` (empty without periods).
+
+    Drawn from a stream of its own (the first child of the replicate's seed), so they can be redrawn
+    alone and a scenario's other draws do not depend on them.
+    """
+    (stream,) = replicate_seed(seed, scenario.name, replicate).spawn(1)
+    return np.random.default_rng(stream).normal(0.0, scenario.time_sd, scenario.n_periods)
+
+
 def simulate_replicate(scenario: Scenario, seed: int, replicate: int) -> tuple[GroupedData, np.ndarray]:
     """Draw one replicate of ``scenario``.
 
     Returns
     -------
     GroupedData, numpy.ndarray
-        The data (groups labelled ``0 .. G-1``, x named ``x``, z named ``z``) and the confounder U per group.
+        The data (groups labelled ``0 .. G-1``, x named ``x``, z named ``z``; with periods, two-way data
+        whose periods are labelled ``0 .. T-1`` and named ``period``) and the confounder U per group (the
+        shock V per period is :func:`replicate_shocks`).
     """
     rng = np.random.default_rng(replicate_seed(seed, scenario.name, replicate))
     group = group_assignment(scenario, rng)
     u = rng.normal(0.0, scenario.u_sd, scenario.n_groups)
     z = rng.normal(0.0, 1.0, scenario.n_groups)
-    x = rng.normal(scenario.ux * u[group], 1.0)
-    eta = scenario.a0 + scenario.bxy * x + u[group] + scenario.bzy * z[group]
+    if scenario.two_way:
+        period = period_assignment(group, scenario.n_periods)
+        shock = replicate_shocks(scenario, seed, replicate)[period]
+        x = rng.normal(scenario.ux * u[group] + scenario.bvx * shock, 1.0)
+        eta = scenario.a0 + scenario.bxy * x + u[group] + scenario.bzy * z[group] + scenario.bvy * shock
+    else:
+        x = rng.normal(scenario.ux * u[group], 1.0)
+        eta = scenario.a0 + scenario.bxy * x + u[group] + scenario.bzy * z[group]
     family = FAMILIES[scenario.family]
     y = family.replicate(family.inverse(eta), rng, sigma_y=scenario.sigma_y)
     if family.rule.integer:
@@ -219,6 +283,8 @@ def simulate_replicate(scenario: Scenario, seed: int, replicate: int) -> tuple[G
         group=group,
         z=z,
         group_labels=np.arange(scenario.n_groups),
-        names={"y": "y", "group": "group"},
+        names={"y": "y", "group": "group"} | ({"time": "period"} if scenario.two_way else {}),
+        time=period if scenario.two_way else None,
+        time_labels=np.arange(scenario.n_periods) if scenario.two_way else None,
     )
     return data, u

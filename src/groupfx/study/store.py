@@ -5,6 +5,7 @@ Layout of a study folder::
     .groupfx-output                 the marker of a groupfx study folder
     study.json                      the scenarios and settings (a resumed study must match them)
     results/<scenario>/<replicate>-<model>.parquet    one file per finished task
+                                    (<replicate>-<model>-two-way.parquet: a two-way fit)
 
 A task whose file exists is done; a study killed at any moment loses at most the fits that were running,
 and ``--resume`` fits only what is missing.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pandas as pd
@@ -58,7 +60,10 @@ def read_results(out_dir: Path) -> pd.DataFrame:
     if not paths:
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
     frame = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-    return frame.sort_values(["scenario", "replicate", "model", "parameter"], ignore_index=True)
+    if "two_way" not in frame:  # results of a study made before two-way fits: all one-way
+        frame.insert(list(RESULT_COLUMNS).index("two_way"), "two_way", False)
+    frame["two_way"] = frame["two_way"].eq(True)  # missing in a mix of old and new files: one-way
+    return frame.sort_values(["scenario", "replicate", "model", "two_way", "parameter"], ignore_index=True)
 
 
 def study_record(scenarios: Sequence[Scenario], settings: StudySettings) -> dict[str, object]:
@@ -82,7 +87,9 @@ def record_differences(previous: dict[str, object], record: dict[str, object]) -
         if old_settings.get(key) != new_settings.get(key):
             old, new = old_settings.get(key, "unset"), new_settings.get(key, "unset")
             differences.append(f"{key}: {_shown(old)} in the study, {_shown(new)} now")
-    old_scenarios = {item.get("name"): item for item in previous.get("scenarios", [])}
+    # a field a study's record lacks (one added to Scenario since) held its default then
+    defaults = {f.name: f.default for f in fields(Scenario) if f.default is not MISSING}
+    old_scenarios = {item.get("name"): defaults | item for item in previous.get("scenarios", [])}
     new_scenarios = {item["name"]: item for item in record["scenarios"]}
     if list(old_scenarios) != list(new_scenarios):
         differences.append(

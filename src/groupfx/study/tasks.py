@@ -11,6 +11,13 @@ engine is the one :func:`groupfx.fit` uses, and the rows per effect are
 (the workers are the parallelism) and is seeded from the study seed, the scenario, the replicate and the model
 only, so results are bit for bit the same whatever the number of workers or where they run.
 
+On a scenario with periods (:attr:`Scenario.two_way <groupfx.study.scenarios.Scenario.two_way>`) each
+strategy is fitted to every replicate twice: one-way, to the replicate with its periods dropped, and two-way,
+with the strategy's period terms (:func:`~groupfx.models.builders.build_strategy`); the two are separate
+tasks (``two_way`` in the rows, key ``<replicate>-<model>-two-way``) and separate compiled models. Strategies
+without a two-way variant of their own (:func:`has_two_way_variant`: the naive regression, which ignores
+both grouping factors, and a latent u shared by every x, which is one-way only) are fitted once.
+
 The results of a task are one row per effect (``bxy``, ``bzy``): estimate, interval, coverage,
 diagnostics, elpd_loo, and the seconds spent sampling, compiling (on the task that compiled) and in all.
 A task that raises, or whose sampler diverges in more than :data:`MAX_DIVERGENT_SHARE` of its draws, is
@@ -23,7 +30,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -32,7 +39,7 @@ from groupfx.data.grouped import GroupedData
 from groupfx.engines.sampling import SamplerSettings
 from groupfx.errors import InputError
 from groupfx.inference.engine import Engine, choose_engine
-from groupfx.models.builders import DEFAULT_MODELS, get_spec
+from groupfx.models.builders import DEFAULT_MODELS, ModelSpec, get_spec
 from groupfx.models.priors import resolve_priors
 from groupfx.results.fits import EFFECTS, summary_table
 from groupfx.study.scenarios import Scenario, simulate_replicate
@@ -43,6 +50,7 @@ RESULT_COLUMNS = (
     "scenario",
     "replicate",
     "model",
+    "two_way",
     "parameter",
     "truth",
     "mean",
@@ -106,37 +114,72 @@ class StudySettings:
         return values
 
 
+def has_two_way_variant(spec: ModelSpec) -> bool:
+    """Whether a strategy fitted two-way differs from its one-way fit and is defined: not for the naive
+    regression (a single intercept: it ignores both grouping factors) nor for a latent u shared by every x
+    (one-way only, :meth:`ModelSpec.check_data <groupfx.models.builders.ModelSpec.check_data>`)."""
+    return spec.intercepts != "single" and spec.latent_group_variable != "shared"
+
+
+def one_way(data: GroupedData) -> GroupedData:
+    """``data`` with its periods dropped (itself when it has none)."""
+    if not data.two_way:
+        return data
+    names = {key: value for key, value in data.names.items() if key != "time"}
+    return replace(data, time=None, time_labels=None, names=names)
+
+
+TWO_WAY_SUFFIX = "-two-way"
+"""What a two-way fit adds to its model's name in a task's key and seed."""
+
+
 @dataclass(frozen=True)
 class Task:
-    """One model fitted to one replicate of one scenario."""
+    """One model fitted to one replicate of one scenario (two-way: with the model's period terms)."""
 
     scenario: Scenario
     replicate: int
     model: str
     settings: StudySettings = field(repr=False)
+    two_way: bool = False
+
+    def __post_init__(self) -> None:
+        if self.two_way and not (self.scenario.two_way and has_two_way_variant(get_spec(self.model))):
+            raise InputError(
+                f"A two-way fit of {self.model} needs a scenario with periods and a model with period terms"
+                f" (scenario {self.scenario.name!r} has {self.scenario.n_periods} periods)."
+            )
+
+    @property
+    def fit_name(self) -> str:
+        """The model's name, with :data:`TWO_WAY_SUFFIX` for a two-way fit."""
+        return self.model + (TWO_WAY_SUFFIX if self.two_way else "")
 
     @property
     def key(self) -> str:
-        """Stable name of the task: ``<scenario>/<replicate>-<model>``."""
-        return f"{self.scenario.name}/{self.replicate:04d}-{self.model}"
+        """Stable name of the task: ``<scenario>/<replicate>-<model>`` (``...-<model>-two-way``)."""
+        return f"{self.scenario.name}/{self.replicate:04d}-{self.fit_name}"
 
     @property
     def seed(self) -> int:
         """The sampler seed of this fit alone."""
         keys = [
-            int.from_bytes(text.encode(), "little") % (2**63) for text in (self.scenario.name, self.model)
+            int.from_bytes(text.encode(), "little") % (2**63) for text in (self.scenario.name, self.fit_name)
         ]
         sequence = np.random.SeedSequence([self.settings.seed, keys[0], self.replicate, keys[1]])
         return int(sequence.generate_state(1, dtype=np.uint64)[0] % (2**63))
 
 
 def make_tasks(scenarios: Sequence[Scenario], settings: StudySettings) -> list[Task]:
-    """Every task of a study, replicate by replicate so that early results cover every scenario and model."""
+    """Every task of a study, replicate by replicate so that early results cover every scenario and model;
+    on a scenario with periods, each model one-way and (where it has one) two-way."""
     return [
-        Task(scenario, replicate, model, settings)
+        Task(scenario, replicate, model, settings, two_way)
         for replicate in range(settings.replicates)
         for scenario in scenarios
         for model in settings.models
+        for two_way in (False, True)
+        if not two_way or (scenario.two_way and has_two_way_variant(get_spec(model)))
     ]
 
 
@@ -152,7 +195,10 @@ def _engine(task: Task, data: GroupedData) -> tuple[Engine, float]:
     in (0 seconds)."""
     global compile_count
     scenario = task.scenario
-    key = (scenario.name, scenario.n_groups, scenario.n_units, scenario.family, task.model)
+    # what fixes a compiled model's shapes and terms: a two-way and a one-way fit are two models, and so
+    # are a balanced and an unbalanced panel (the latter adds the groups' period shares)
+    key = (scenario.name, scenario.family, task.model, data.n_groups, data.n_units, data.n_times,
+           data.balanced)  # fmt: skip
     with _lock:
         seconds = 0.0
         if key not in _cache:
@@ -169,10 +215,13 @@ def _engine(task: Task, data: GroupedData) -> tuple[Engine, float]:
 def run_task(task: Task) -> pd.DataFrame:
     """Fit one task and return its result rows (never raises: a failure is a row with its reason)."""
     scenario, spec = task.scenario, get_spec(task.model)
-    base = {"scenario": scenario.name, "replicate": task.replicate, "model": task.model}
+    base = {"scenario": scenario.name, "replicate": task.replicate, "model": task.model,
+            "two_way": task.two_way}  # fmt: skip
     task_start = time.perf_counter()
     try:
         data, _ = simulate_replicate(scenario, task.settings.seed, task.replicate)
+        if not task.two_way:
+            data = one_way(data)
         engine, compile_s = _engine(task, data)
         start = time.perf_counter()
         idata = engine.sample(task.settings.sampler(task.seed), task.seed, spec.target_accept)
