@@ -155,3 +155,23 @@ def test_unbalanced_panel_mundlak_needs_the_period_shares():
     for result in fits.values():
         assert_centred_on(result, ols)
     assert float(mundlak.std()) > 0
+
+
+def test_mundlak_leaves_out_period_shares_that_do_not_vary():
+    # every unit holds each year twice: not a balanced panel, but every unit's shares are the same
+    frame = pd.concat([panel(8, 3, seed=1), panel(8, 3, seed=2)], ignore_index=True)
+    data = groupfx.read_data(frame, y="y", x="x", group="unit", time="year", family="gaussian")
+    assert not data.balanced and not data.period_shares_vary
+    names = {v.name for v in build_model("mundlak", data, family="gaussian").free_RVs}
+    assert "bvy" in names and "bpy" not in names
+    assert "bpy" not in MODELS["mundlak"].priors_read(data)
+
+
+def test_group_intercepts_of_a_two_way_fit_average_the_periods(small_panel):
+    from groupfx.results.checks import group_intercepts
+
+    result = groupfx.fit(small_panel, "fixed", family="gaussian", draws=30, tune=30, chains=1, warn=False)
+    posterior = result.idata.posterior
+    a = posterior["a"].values.reshape(30, -1)
+    at = np.concatenate([np.zeros((30, 1)), posterior["at"].values.reshape(30, -1)], axis=1)
+    np.testing.assert_allclose(group_intercepts(result), a + at.mean(axis=1, keepdims=True), atol=1e-10)

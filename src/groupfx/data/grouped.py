@@ -214,6 +214,14 @@ class GroupedData:
         return cells[:, 1:] / self.group_sizes[:, None]
 
     @property
+    def period_shares_vary(self) -> bool:
+        """Whether the groups' shares of the periods differ between groups (so that they can enter a model
+        beside its intercept; on a balanced panel, or one where every group holds each period equally
+        often, they are one constant)."""
+        shares = self.period_shares
+        return bool(shares.size) and bool((np.ptp(shares, axis=0) > 1e-12).any())
+
+    @property
     def cell_counts(self) -> np.ndarray:
         """Units in each group and period, shape ``(G, T)`` (``(G, 0)`` for one-way data)."""
         cells = np.zeros((self.n_groups, self.n_times))

@@ -167,7 +167,7 @@ class ModelSpec:
             terms = " + f[t]"
             note = "f ~ ZeroSumNormal(tau_t)"
         if self.group_mean_of_x:
-            terms += " + bvy·xbar_t[t]" + ("" if data.balanced else " + bpy·shares[g]")
+            terms += " + bvy·xbar_t[t]" + (" + bpy·shares[g]" if data.period_shares_vary else "")
         if self.latent_group_variable is not None:
             terms += " + bvy·v[t]"
             tail = tail.replace("bux·u[g]", "bux·u[g] + bvx·v[t]")
@@ -196,7 +196,7 @@ class ModelSpec:
         names = ("at",) if self.intercepts == "free" else ("tau_t",)
         if self.group_proxy is not None:
             names += ("bvy",)
-        if self.group_mean_of_x and not data.balanced:
+        if self.group_mean_of_x and data.period_shares_vary:
             names += ("bpy",)
         if self.latent_group_variable is not None:
             names += ("bvx",)
@@ -409,7 +409,7 @@ def build_strategy(
                 xbar_t = pm.Data("xbar_t", data.xbar_time, dims=("time", "x_var"))
                 bvy = priors["bvy"].create("bvy", dims="x_var")
                 period = period + _times(xbar_t, bvy, data.n_x)
-                if not data.balanced:
+                if data.period_shares_vary:
                     shares = pm.Data("shares", data.period_shares, dims=("group", "period_rest"))
                     bpy = priors["bpy"].create("bpy", dims="period_rest")
                     group = group + _times(shares, bpy, data.n_times - 1)

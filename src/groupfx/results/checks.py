@@ -53,18 +53,25 @@ def _noise_and(fit: Fit, names: list[str]) -> list[str]:
 
 def group_intercepts(fit: Fit) -> np.ndarray:
     """Draws of each group's intercept on the link scale, ``(draws, G)``: eta of a unit with x = 0 (and
-    exposure 1, one trial), so it holds the group's intercept, z and the group-level proxy of U."""
+    exposure 1, one trial), so it holds the group's intercept, z and the group-level proxy of U; on two-way
+    data averaged over the periods (so it also holds the mean period part)."""
     expected = fit.expected_outcome
     data = fit.data
+    family = get_family(fit.family)
     units = {
         "x": np.zeros((data.n_groups, data.n_x)),
         "g": np.arange(data.n_groups),
         "trials": np.ones(data.n_groups, dtype=np.int64),
         "log_exposure": np.zeros(data.n_groups),
     }
-    params = flat_draws(fit, expected.parameters)
-    mean = expected.function(*(params[n] for n in expected.parameters), *(units[n] for n in expected.data))
-    return get_family(fit.family).linked(mean)
+    params = [flat_draws(fit, expected.parameters)[n] for n in expected.parameters]
+    periods = range(data.n_times) if data.two_way else [None]
+    total = 0.0
+    for period in periods:  # one (draws, G) block per period, never (draws, G T)
+        if period is not None:
+            units["t"] = np.full(data.n_groups, period, dtype=np.int64)
+        total = total + family.linked(expected.function(*params, *(units[n] for n in expected.data)))
+    return total / len(periods)
 
 
 @dataclass(frozen=True)
