@@ -63,7 +63,7 @@ class DiagnosticIssue:
             return (
                 f"{self.model}: {n} of {self.out_of} units {'has' if one else 'have'} Pareto k >"
                 f" {self.threshold}: PSIS-LOO is unreliable for {'it' if one else 'them'} (influential units,"
-                " often in small or all-0/all-1 groups); its elpd and rank are approximate."
+                " often in small groups or groups whose y barely varies); its elpd and rank are approximate."
             )
         if self.kind == "r_hat":
             return (
