@@ -863,8 +863,20 @@ class FusedModel:
         )
 
     def initial_point(self, seed: int) -> np.ndarray:
-        """Zeros jittered by Uniform(-1, 1), with the latent model's m started at the observed group means."""
+        """Zeros jittered by Uniform(-1, 1), with the latent model's m started at the observed group means
+        and, on two-way data, its period shift w at the observed period means of x about their mean."""
         point = np.random.default_rng(seed).uniform(-1, 1, self.n_dim)
         if "m" in self.layout:
             point[self.layout.slice("m")] += self.data.xbar.ravel()
+        if "w" in self.layout:
+            shifts = self.arrays.xbar_t.T - self.arrays.xbar_t.mean(axis=0)[:, None]  # (K, T), rows sum to 0
+            point[self.layout.slice("w")] += zero_sum_values(shifts).ravel()
         return point
+
+
+def zero_sum_values(values: np.ndarray) -> np.ndarray:
+    """The unconstrained values of ``values``, which sum to zero along their last axis: the inverse of PyMC's
+    ``ZeroSumTransform`` (and of the kernels' expansion), one fewer along that axis."""
+    n = values.shape[-1]
+    norm = -values[..., -1:] * np.sqrt(n) / (np.sqrt(n) + n)
+    return values[..., :-1] + norm
