@@ -53,9 +53,11 @@ def kernel_fit(sim) -> groupfx.Fit:
     return groupfx.fit(sim, "mundlak", warn=False, seed=1, **DRAWS)
 
 
-def _estimates(idata: az.InferenceData) -> dict[tuple[str, str], tuple[float, float]]:
+def _estimates(
+    idata: az.InferenceData, parameters: tuple[str, ...] = PARAMETERS
+) -> dict[tuple[str, str], tuple[float, float]]:
     """Each (parameter, statistic): its estimate from the draws and ArviZ's Monte-Carlo standard error."""
-    posterior = idata.posterior[list(PARAMETERS)]
+    posterior = idata.posterior[list(parameters)]
     dims = ("chain", "draw")
     found = {}
     for statistic in STATISTICS:
@@ -64,23 +66,26 @@ def _estimates(idata: az.InferenceData) -> dict[tuple[str, str], tuple[float, fl
         else:
             value = posterior.quantile(statistic, dim=dims)
             error = az.mcse(posterior, method="quantile", prob=statistic)
-        for name in PARAMETERS:
+        for name in parameters:
             found[(name, str(statistic))] = (float(value[name].item()), float(error[name].item()))
     return found
 
 
-def assert_same_posterior(first: az.InferenceData, second: az.InferenceData) -> None:
-    """Both runs converged and every statistic agrees within K combined Monte-Carlo standard errors."""
+def assert_same_posterior(
+    first: az.InferenceData, second: az.InferenceData, parameters: tuple[str, ...] = PARAMETERS, k: float = K
+) -> None:
+    """Both runs converged and every statistic of the (scalar) ``parameters`` agrees within ``k`` combined
+    Monte-Carlo standard errors (this file's K, or the caller's for its own count of comparisons)."""
     for idata in (first, second):
-        r_hat = az.rhat(idata.posterior[list(PARAMETERS)])
-        assert all(float(r_hat[name].item()) < 1.01 for name in PARAMETERS), r_hat
-    a, b = _estimates(first), _estimates(second)
-    sds = {name: float(second.posterior[name].std()) for name in PARAMETERS}
+        r_hat = az.rhat(idata.posterior[list(parameters)])
+        assert all(float(r_hat[name].item()) < 1.01 for name in parameters), r_hat
+    a, b = _estimates(first, parameters), _estimates(second, parameters)
+    sds = {name: float(second.posterior[name].std()) for name in parameters}
     assert a.keys() == b.keys()
     disagreements = []
     for key, (value_a, error_a) in a.items():
         value_b, error_b = b[key]
-        bound = K * np.hypot(error_a, error_b)
+        bound = k * np.hypot(error_a, error_b)
         sd = sds[key[0]]
         assert bound < INFORMATIVE * sd, f"{key}: bound {bound:.4f} is not small next to the sd {sd:.4f}"
         if abs(value_a - value_b) > bound:

@@ -30,14 +30,20 @@ UNIT_DATA = ("x", "g", "t", "trials", "log_exposure")
 
 
 @numba.njit(cache=True, fastmath=vector_math.FAST, error_model="numpy")
-def _expected_block(family, c, position, xt, bxy, offset, out):
+def _expected_block(family, c, position, d, times, xt, bxy, offset, out):
     """Fill ``out[s, i]``, the expected outcome of unit ``i`` under draw ``s``: the inverse link of
-    ``c[s, position[i]] + offset[i] + sum_k bxy[s, k] xt[k, i]``."""
+    ``c[s, position[i]] (+ d[s, times[i]]) + offset[i] + sum_k bxy[s, k] xt[k, i]`` (the period part ``d``
+    where it has any periods)."""
     n_samples, n_units = out.shape
+    two_way = d.shape[1] > 0
     for s in range(n_samples):
         row, cs = out[s], c[s]
         for i in range(n_units):
             row[i] = cs[position[i]] + offset[i]
+        if two_way:
+            ds = d[s]
+            for i in range(n_units):
+                row[i] += ds[times[i]]
         for k in range(xt.shape[0]):
             slope, xk = bxy[s, k], xt[k]
             for i in range(n_units):
@@ -86,25 +92,30 @@ class ExpectedOutcome:
         """The expected outcome of a model the fused kernels serve, without PyTensor.
 
         One numba pass: the group-level part of the linear predictor of the block's groups
-        (:func:`groupfx.engines.kernels.group_predictor`) plus ``x @ bxy``, through the family's inverse link
-        (the probability of a success for the Binomial, with the log exposure for the Poisson). Same inputs
-        and result as :meth:`of`.
+        (:func:`groupfx.engines.kernels.group_predictor`), on two-way data the period part of each unit's
+        period (:func:`groupfx.engines.kernels.period_predictor`), plus ``x @ bxy``, through the family's
+        inverse link (the probability of a success for the Binomial, with the log exposure for the Poisson).
+        Same inputs and result as :meth:`of`.
         """
         kind = kernels.kernel_kind(get_spec(model))
-        parameters = kernels.predictor_parameters(kind, data.n_z)
+        parameters = kernels.predictor_parameters(kind, data)
         family = get_family(family)
-        names = ["x", "g"] + (["log_exposure"] if family.takes_exposure and data.exposure is not None else [])
+        two_way = kernels.has_period_part(kind, data)
+        names = ["x", "g"] + (["t"] if two_way else [])
+        names += ["log_exposure"] if family.takes_exposure and data.exposure is not None else []
         code = family.kernel_code
 
         def function(*args: np.ndarray) -> np.ndarray:
             draws = dict(zip(parameters, args[: len(parameters)], strict=True))
             units = dict(zip(names, args[len(parameters) :], strict=True))
             groups, position = np.unique(units["g"], return_inverse=True)
-            c = np.ascontiguousarray(kernels.group_predictor(kind, draws, data.z, data.xbar, groups))
+            c = np.ascontiguousarray(kernels.group_predictor(kind, draws, data, groups))
+            d = np.ascontiguousarray(kernels.period_predictor(kind, draws, data))
+            times = np.asarray(units["t"], dtype=np.int64) if two_way else np.zeros(0, dtype=np.int64)
             xt = np.ascontiguousarray(np.asarray(units["x"], dtype=float).T)
             offset = np.asarray(units.get("log_exposure", np.zeros(xt.shape[1])), dtype=float)
             out = np.empty((c.shape[0], xt.shape[1]))
-            _expected_block(code, c, position, xt, np.ascontiguousarray(draws["bxy"]), offset, out)
+            _expected_block(code, c, position, d, times, xt, np.ascontiguousarray(draws["bxy"]), offset, out)
             return out
 
         return cls(function, parameters, names)

@@ -4,7 +4,7 @@ nutpie's PyMC path compiles each model's log-density and gradient with numba on 
 time is numba's type inference of the generated graph, which cannot be cached). The models here share one
 structure,
 
-    eta_i = c[g_i] + sum_k bxy_k x_ik,   c[g] = intercept_g + sum_j bzy_j z_gj + sum_k buy_k w_gk,
+    eta_i = c[g_i] (+ d[t_i]) + sum_k bxy_k x_ik,   c[g] = intercept_g + sum_j bzy_j z_gj + sum_k buy_k w_gk,
 
 so one hand-fused kernel serves them all: a single pass over the units accumulates the log-likelihood,
 the gradient of the slopes and the residual sum of each group, and the group-level chain rule costs O(G K).
@@ -15,6 +15,14 @@ It is compiled once by numba and cached on disk, so later runs load it instead o
 used when a model's priors are the defaults (any family: Bernoulli, Binomial, Poisson with its exposure
 offset, Gaussian with ``sigma_y`` last in the vector); other priors go through the PyMC model. Tests hold
 its log-density (up to a constant) and gradient equal to the PyMC model's.
+
+On two-way data (a period beside the group, :attr:`GroupedData.two_way`) the units stay sorted by group and
+each unit's period is gathered: ``d[t]`` is the period part (free intercepts ``at`` with the first period's
+0; or pooled ``f ~ ZeroSumNormal(tau_t)``; plus ``bvy`` times the period means of x for the Mundlak device,
+or times the latent period shift ``v`` for the latent model), the pass sums the residuals per period beside
+those per group, and the period blocks' chain rule costs O(T K) (O(G T K) for the latent shift's
+measurement). The zero-sum variables hold PyMC's unconstrained values (its ``ZeroSumTransform``: T - 1 free
+values per row, an isometry onto the vectors that sum to zero, so no Jacobian term).
 
 Which kernel serves a strategy is read from its traits (:func:`kernel_kind`), and the unconstrained
 parameter vector is laid out once, in :class:`KernelLayout`, which every reader (the kernel, the expansion
@@ -70,31 +78,50 @@ def supported(
     spec = MODELS.get(model)
     if family is None or spec is None or kernel_kind(spec) is None:
         return False
-    if data is not None and data.two_way:
-        return False  # the kernels are one-way: two-way data go through the PyMC model
-    used = spec.priors_used + family.noise_parameters
+    if data is not None and has_period_part(kernel_kind(spec), data) and data.n_times < 2:
+        return False  # one period: no period part to speak of; the PyMC model says what it makes of it
+    used = (spec.priors_used if data is None else spec.priors_read(data)) + family.noise_parameters
     return (data is None or _valid_outcome(family, data)) and all(
         priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used
     )
 
 
-def predictor_parameters(kind: int, n_z: int) -> list[str]:
-    """The posterior variables :func:`group_predictor` and the slopes of x read, for a model kind."""
+def has_period_part(kind: int | None, data: GroupedData) -> bool:
+    """Whether the kernel's predictor holds a period part on ``data`` (two-way data, any kernel but the
+    naive one, which ignores both grouping factors)."""
+    return data.two_way and kind not in (None, NAIVE)
+
+
+def _period_shares(kind: int, data: GroupedData) -> bool:
+    """Whether the group part holds the groups' shares of the periods (Mundlak on an unbalanced panel)."""
+    return kind == MUNDLAK and has_period_part(kind, data) and not data.balanced
+
+
+def predictor_parameters(kind: int, data: GroupedData) -> list[str]:
+    """The posterior variables :func:`group_predictor`, :func:`period_predictor` and the slopes of x read,
+    for a model kind on ``data``."""
     names = [*{NAIVE: ["a0"], FIXED: ["a"]}.get(kind, ["abar", "tau", "e"]), "bxy"]
-    names += ["bzy"] if n_z else []
+    names += ["bzy"] if data.n_z else []
     names += ["buy"] if kind >= MUNDLAK else []
-    return names + (["u"] if kind == LATENT else [])
+    names += ["u"] if kind == LATENT else []
+    if has_period_part(kind, data):
+        names += ["at"] if kind == FIXED else ["f"]
+        names += ["bvy"] if kind >= MUNDLAK else []
+        names += ["bpy"] if _period_shares(kind, data) else []
+        names += ["v"] if kind == LATENT else []
+    return names
 
 
 def group_predictor(
-    kind: int, draws: Mapping[str, np.ndarray], z: np.ndarray, xbar: np.ndarray, groups: slice | np.ndarray
+    kind: int, draws: Mapping[str, np.ndarray], data: GroupedData, groups: slice | np.ndarray
 ) -> np.ndarray:
     """The group-level part of the linear predictor of ``groups`` for every draw, shape (draws, groups).
 
     The intercept (a0, a[g], or abar + tau e[g]) plus bzy z[g], and buy xbar[g] (Mundlak) or buy u[g]
-    (latent); ``draws`` holds the posterior with chains and draws flattened into the first axis.
+    (latent), and on an unbalanced two-way panel the Mundlak device's bpy times the group's shares of the
+    periods; ``draws`` holds the posterior with chains and draws flattened into the first axis.
     """
-    z, xbar = z[groups], xbar[groups]
+    z, xbar = data.z[groups], data.xbar[groups]
     if kind == NAIVE:
         c = np.repeat(draws["a0"][:, None], z.shape[0], axis=1)
     elif kind == FIXED:
@@ -107,7 +134,29 @@ def group_predictor(
         c += draws["buy"] @ xbar.T
     if kind == LATENT:
         c += np.einsum("sgk,sk->sg", draws["u"][:, groups], draws["buy"])
+    if _period_shares(kind, data):
+        c += draws["bpy"] @ data.period_shares[groups].T
     return c
+
+
+def period_predictor(kind: int, draws: Mapping[str, np.ndarray], data: GroupedData) -> np.ndarray:
+    """The period part of the linear predictor of every period for every draw, shape (draws, T); (draws, 0)
+    where the predictor has none (one-way data, the naive model).
+
+    The free intercepts (0 for the first period, then ``at``) or the pooled ``f``, plus ``bvy`` times the
+    period means of x (Mundlak) or times the latent period shift ``v`` (latent).
+    """
+    n_draws = draws["bxy"].shape[0]
+    if not has_period_part(kind, data):
+        return np.zeros((n_draws, 0))
+    if kind == FIXED:
+        return np.concatenate([np.zeros((n_draws, 1)), draws["at"]], axis=1)
+    d = np.array(draws["f"], dtype=float)
+    if kind == MUNDLAK:
+        d += draws["bvy"] @ data.xbar_time.T
+    if kind == LATENT:
+        d += np.einsum("stk,sk->st", draws["v"], draws["bvy"])
+    return d
 
 
 def _valid_outcome(family: Family, data: GroupedData) -> bool:
@@ -118,13 +167,16 @@ def _valid_outcome(family: Family, data: GroupedData) -> bool:
 
 
 SLOTS = ("a0", "a", "abar", "log_tau", "e", "bxy", "bzy", "buy", "log_bux", "ax", "log_sigma", "m", "u",
-         "log_sigma_y")  # fmt: skip
-"""The rows of :attr:`KernelLayout.table`: every block a kernel's vector may hold, and the latent ``u``
-(a variable of the expanded draws only)."""
-A0, A, ABAR, LOG_TAU, E, BXY, BZY, BUY, LOG_BUX, AX, LOG_SIGMA, M, U, LOG_SIGMA_Y = range(len(SLOTS))
-START, STOP, OUT, LOG = range(4)
+         "log_sigma_y", "at", "log_tau_t", "f", "bvy", "bpy", "log_bvx", "w", "v")  # fmt: skip
+"""The rows of :attr:`KernelLayout.table`: every block a kernel's vector may hold, and the latent ``u`` and
+``v`` (variables of the expanded draws only)."""
+(A0, A, ABAR, LOG_TAU, E, BXY, BZY, BUY, LOG_BUX, AX, LOG_SIGMA, M, U, LOG_SIGMA_Y, AT, LOG_TAU_T, F, BVY,
+ BPY, LOG_BVX, W, V) = range(len(SLOTS))  # fmt: skip
+START, STOP, OUT, LOG, ZERO_SUM = range(5)
 """The columns of :attr:`KernelLayout.table`: start and stop in the unconstrained vector, start in the
-expanded draws, and 1 where the variable is the exponential of the block (-1 in all where absent)."""
+expanded draws, 1 where the variable is the exponential of the block, and 1 where it is the zero-sum
+extension of the block's rows (T - 1 free values to T; -1 in all where absent)."""
+N_COLUMNS = 5
 
 
 @dataclass(frozen=True)
@@ -145,6 +197,9 @@ class Block:
         The variable's dimensions.
     log : bool
         Whether the variable is the exponential of the block (a positive scale), else the block itself.
+    zero_sum : bool
+        Whether the variable sums to zero along its last axis and the block holds PyMC's unconstrained
+        values of it (``ZeroSumTransform``: one fewer per row than the variable).
     """
 
     name: str
@@ -154,6 +209,7 @@ class Block:
     shape: tuple[int, ...]
     dims: tuple[str, ...]
     log: bool = False
+    zero_sum: bool = False
 
     @property
     def slice(self) -> slice:
@@ -162,8 +218,18 @@ class Block:
 
     @property
     def size(self) -> int:
-        """The block's length."""
+        """The block's length in the vector."""
         return self.stop - self.start
+
+    @property
+    def variable_size(self) -> int:
+        """The variable's number of values in the expanded draws."""
+        return int(np.prod(self.shape))
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        """The shape of the block's unconstrained values (the variable's, less one on a zero-sum axis)."""
+        return (*self.shape[:-1], self.shape[-1] - 1) if self.zero_sum else self.shape
 
 
 @dataclass(frozen=True)
@@ -171,13 +237,17 @@ class KernelLayout:
     """The one layout of a fused kernel's unconstrained vector and of its expanded draws.
 
     Built from the strategy's traits (:class:`~groupfx.models.builders.ModelSpec`) and the data's sizes
-    (``K`` x columns, ``J`` z columns, ``G`` groups); the kernel, the expansion of draws (in Python and in
-    the C callbacks), the initial point and the tests all read it by block name::
+    (``K`` x columns, ``J`` z columns, ``G`` groups, ``T`` periods of two-way data); the kernel, the
+    expansion of draws (in Python and in the C callbacks), the initial point and the tests all read it by
+    block name::
 
         intercepts  single: a0 | free: a[G] | pooled: abar, log tau, e[G]
         slopes      bxy[K], bzy[J]
+        periods     free: at[T - 1] | pooled: log tau_t, f[T - 1 free of T]       (two-way data)
         proxy of U  buy[K] (group mean of x or latent u per x)
+        Mundlak     bvy[K] (period means of x), bpy[T - 1] (unbalanced panels)    (two-way data)
         latent u    log bux[K], ax[K], log sigma[K], m[G, K]   (u = (m - ax) / bux, expanded after m)
+        latent v    log bvx[K], w[K, T - 1 free of T], bvy[K]  (v = (w / bvx)', expanded after w; two-way)
         noise       log sigma_y (Gaussian), last
 
     Attributes
@@ -187,61 +257,103 @@ class KernelLayout:
     blocks : tuple of Block
         In the vector's order; they tile ``0 .. n_params``.
     table : numpy.ndarray
-        ``(len(SLOTS), 4)`` int64: per slot its ``START, STOP, OUT, LOG`` (see :data:`SLOTS`), what the
-        numba code reads.
+        ``(len(SLOTS), N_COLUMNS)`` int64: per slot its ``START, STOP, OUT, LOG, ZERO_SUM`` (see
+        :data:`SLOTS`), what the numba code reads.
+    n_times : int
+        Periods of the predictor's period part (0 where it has none: one-way data, the naive model).
     """
 
     kind: int
     blocks: tuple[Block, ...]
     table: np.ndarray = field(compare=False, repr=False)
+    n_times: int = 0
 
     @classmethod
     def of(
-        cls, spec: ModelSpec, n_groups: int, n_x: int, n_z: int, noise_parameters: tuple[str, ...] = ()
+        cls,
+        spec: ModelSpec,
+        n_groups: int,
+        n_x: int,
+        n_z: int,
+        noise_parameters: tuple[str, ...] = (),
+        n_times: int = 0,
+        balanced: bool = True,
     ) -> KernelLayout:
         """The layout of strategy ``spec`` for data of these sizes and a family with these noise parameters
-        (each last in the vector, on the log scale)."""
+        (each last in the vector, on the log scale); ``n_times`` periods (0: one-way data) of a panel
+        ``balanced`` or not."""
         kind = kernel_kind(spec)
         if kind is None:
             raise ValueError(f"no fused kernel expresses the {spec.name!r} model")
-        group, x_var = ("group",), ("x_var",)
-        rows: list[tuple[str, str, tuple[int, ...], tuple[str, ...], bool]] = []
+        if kind == NAIVE:
+            n_times = 0  # the naive model ignores the periods as it does the groups
+        if n_times == 1:
+            raise ValueError("a period part needs two periods or more")
+        group, x_var, rest = ("group",), ("x_var",), ("period_rest",)
+        blocks: list[Block] = []
+
+        def add(name, variable, shape, dims, log=False, zero_sum=False):
+            at = blocks[-1].stop if blocks else 0
+            size = int(np.prod(shape)) // shape[-1] * (shape[-1] - 1) if zero_sum else int(np.prod(shape))
+            blocks.append(Block(name, variable, at, at + size, shape, dims, log, zero_sum))
+
         if spec.intercepts == "single":
-            rows.append(("a0", "a0", (), (), False))
+            add("a0", "a0", (), ())
         elif spec.intercepts == "free":
-            rows.append(("a", "a", (n_groups,), group, False))
+            add("a", "a", (n_groups,), group)
         else:
-            rows += [("abar", "abar", (), (), False), ("log_tau", "tau", (), (), True),
-                     ("e", "e", (n_groups,), group, False)]  # fmt: skip
-        rows += [("bxy", "bxy", (n_x,), x_var, False), ("bzy", "bzy", (n_z,), ("z_var",), False)]
+            add("abar", "abar", (), ())
+            add("log_tau", "tau", (), (), log=True)
+            add("e", "e", (n_groups,), group)
+        add("bxy", "bxy", (n_x,), x_var)
+        add("bzy", "bzy", (n_z,), ("z_var",))
+        if n_times and kind == FIXED:
+            add("at", "at", (n_times - 1,), rest)
+        elif n_times:
+            add("log_tau_t", "tau_t", (), (), log=True)
+            add("f", "f", (n_times,), ("time",), zero_sum=True)
         if spec.group_proxy is not None:
-            rows.append(("buy", "buy", (n_x,), x_var, False))
+            add("buy", "buy", (n_x,), x_var)
+        if n_times and kind == MUNDLAK:
+            add("bvy", "bvy", (n_x,), x_var)
+            if not balanced:
+                add("bpy", "bpy", (n_times - 1,), rest)
         if spec.latent_group_variable is not None:
-            rows += [("log_bux", "bux", (n_x,), x_var, True), ("ax", "ax", (n_x,), x_var, False),
-                     ("log_sigma", "sigma", (n_x,), x_var, True),
-                     ("m", "m", (n_groups, n_x), ("group", "x_var"), False)]  # fmt: skip
-        rows += [(f"log_{name}", name, (), (), True) for name in noise_parameters]
-        blocks, at = [], 0
-        for name, variable, shape, dims, log in rows:
-            size = int(np.prod(shape))
-            blocks.append(Block(name, variable, at, at + size, shape, dims, log))
-            at += size
-        table = np.full((len(SLOTS), 4), -1, dtype=np.int64)
+            add("log_bux", "bux", (n_x,), x_var, log=True)
+            add("ax", "ax", (n_x,), x_var)
+            add("log_sigma", "sigma", (n_x,), x_var, log=True)
+            add("m", "m", (n_groups, n_x), ("group", "x_var"))
+            if n_times:
+                add("log_bvx", "bvx", (n_x,), x_var, log=True)
+                add("w", "w", (n_x, n_times), ("x_var", "time"), zero_sum=True)
+                add("bvy", "bvy", (n_x,), x_var)
+        for name in noise_parameters:
+            add(f"log_{name}", name, (), (), log=True)
+        table = np.full((len(SLOTS), N_COLUMNS), -1, dtype=np.int64)
         out = 0
         for block in blocks:
             if block.name not in SLOTS:
                 raise ValueError(f"the kernels have no slot for the block {block.name!r}")
-            table[SLOTS.index(block.name)] = (block.start, block.stop, out, int(block.log))
-            out += block.size
+            row = (block.start, block.stop, out, int(block.log), int(block.zero_sum))
+            table[SLOTS.index(block.name)] = row
+            out += block.variable_size
             if block.name == "m":  # u = (m - ax) / bux follows m in the expanded draws
                 table[U, OUT] = out
-                out += block.size
-        return cls(kind, tuple(blocks), table)
+                out += block.variable_size
+            if block.name == "w":  # v = (w / bvx)' follows w
+                table[V, OUT] = out
+                out += block.variable_size
+        return cls(kind, tuple(blocks), table, n_times)
 
     @property
     def n_params(self) -> int:
         """The length of the unconstrained vector."""
         return self.blocks[-1].stop if self.blocks else 0
+
+    @property
+    def two_way(self) -> bool:
+        """Whether the predictor holds a period part (:attr:`n_times` > 0)."""
+        return self.n_times > 0
 
     def __getitem__(self, name: str) -> Block:
         for block in self.blocks:
@@ -258,13 +370,16 @@ class KernelLayout:
 
     def variables(self) -> list[tuple[str, tuple[int, ...], tuple[str, ...]]]:
         """``(name, shape, dims)`` of each expanded variable, in the expanded draws' order: each block's
-        variable (a block of size 0, ``bzy`` without z, gives none) and the latent ``u`` after ``m``."""
+        variable (a block of size 0, ``bzy`` without z, gives none), the latent ``u`` after ``m`` and the
+        latent period shift ``v`` (dims ``time, x_var``) after ``w``."""
         out = []
         for block in self.blocks:
-            if block.shape == () or block.size:
+            if block.shape == () or block.variable_size:
                 out.append((block.variable, block.shape, block.dims))
             if block.name == "m":
                 out.append(("u", block.shape, block.dims))
+            if block.name == "w":
+                out.append(("v", block.shape[::-1], block.dims[::-1]))
         return out
 
     def expanded_slices(self) -> dict[str, slice]:
@@ -278,6 +393,43 @@ class KernelLayout:
 
 
 @numba.njit(nogil=True, cache=True)
+def _zero_sum_extend(values, at, length, out, out_at):
+    """Write the ``length + 1`` values summing to zero that PyMC's ``ZeroSumTransform`` makes of
+    ``values[at:at + length]`` into ``out[out_at:]``: ``v - s / (sqrt(n) + n)``, then ``-s / sqrt(n)``."""
+    n = length + 1.0
+    root = np.sqrt(n)
+    total = 0.0
+    for i in range(length):
+        total += values[at + i]
+    norm = total / (root + n)
+    for i in range(length):
+        out[out_at + i] = values[at + i] - norm
+    out[out_at + length] = -total / root
+
+
+@numba.njit(nogil=True, cache=True)
+def _zero_sum_pullback(gradient, grad, at):
+    """Add the gradient by the ``len(gradient) - 1`` unconstrained values of a zero-sum vector whose own
+    gradient is ``gradient`` to ``grad[at:]`` (the transpose of :func:`_zero_sum_extend`)."""
+    length = gradient.shape[0] - 1
+    n = length + 1.0
+    total = 0.0
+    for i in range(length):
+        total += gradient[i]
+    shared = total / (np.sqrt(n) + n) + gradient[length] / np.sqrt(n)
+    for i in range(length):
+        grad[at + i] += gradient[i] - shared
+
+
+@numba.njit(nogil=True, cache=True)
+def _squares(theta, at, length):
+    total = 0.0
+    for i in range(length):
+        total += theta[at + i] * theta[at + i]
+    return total
+
+
+@numba.njit(nogil=True, cache=True)
 def _group_slopes_grad(grad, theta, at, resid, covariates):
     """Gradient of the Normal(0, 1) slopes ``theta[at:at + J]`` of group-level ``covariates`` (G, J)."""
     for j in range(covariates.shape[1]):
@@ -287,10 +439,128 @@ def _group_slopes_grad(grad, theta, at, resid, covariates):
         grad[at + j] += total
 
 
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, shares, n_t, x_sum_t, cells):
+    """The period blocks' log-prior (and the latent shift's measurement of x) at ``theta``: fills the
+    period part ``d`` (T,), adds the Mundlak shares' term to ``c`` (G,), the latent shifts ``w`` to
+    ``shifts`` (K, T) and their measurement's gradient to ``shifts_grad``; the gradient of the terms that
+    do not pass through the units goes into ``grad``. Returns the log-density's share."""
+    n_times, n_x = xbar_t.shape
+    n_groups = c.shape[0]
+    rest = n_times - 1
+    lp = 0.0
+    if kind == FIXED:  # at ~ Normal(0, 10), the first period's intercept 0
+        at_at = table[AT, START]
+        for ti in range(rest):
+            a = theta[at_at + ti]
+            lp += -0.5 * a * a / 100.0
+            grad[at_at + ti] += -a / 100.0
+            d[ti + 1] = a
+    else:  # tau_t ~ Exponential(1) on the log scale; f ~ ZeroSumNormal(tau_t) on T - 1 free values
+        tau_at, f_at = table[LOG_TAU_T, START], table[F, START]
+        log_tau = theta[tau_at]
+        tau = np.exp(log_tau)
+        squares = _squares(theta, f_at, rest)
+        lp += -tau + log_tau - rest * log_tau - 0.5 * squares / (tau * tau)
+        grad[tau_at] += -tau + 1.0 - rest + squares / (tau * tau)
+        for i in range(rest):
+            grad[f_at + i] += -theta[f_at + i] / (tau * tau)
+        _zero_sum_extend(theta, f_at, rest, d, 0)
+    bvy_at = table[BVY, START]
+    if kind == MUNDLAK:  # bvy ~ Normal(0, 1) on the period means of x; bpy ~ Normal(0, 5) on the shares
+        for k in range(n_x):
+            b = theta[bvy_at + k]
+            lp += -0.5 * b * b
+            grad[bvy_at + k] += -b
+            for ti in range(n_times):
+                d[ti] += b * xbar_t[ti, k]
+        bpy_at = table[BPY, START]
+        if bpy_at >= 0:
+            for j in range(rest):
+                b = theta[bpy_at + j]
+                lp += -0.5 * b * b / 25.0
+                grad[bpy_at + j] += -b / 25.0
+                for gi in range(n_groups):
+                    c[gi] += b * shares[gi, j]
+    if kind == LATENT:
+        bvx_at, w_at = table[LOG_BVX, START], table[W, START]
+        m_at, sigma_at = table[M, START], table[LOG_SIGMA, START]
+        for k in range(n_x):
+            # bvx ~ HalfNormal(1) on the log scale, w ~ ZeroSumNormal(bvx), bvy ~ Normal(0, 1)
+            log_bvx = theta[bvx_at + k]
+            bvx = np.exp(log_bvx)
+            b = theta[bvy_at + k]
+            squares = _squares(theta, w_at + k * rest, rest)
+            lp += -0.5 * bvx * bvx + log_bvx - rest * log_bvx - 0.5 * squares / (bvx * bvx) - 0.5 * b * b
+            grad[bvx_at + k] += -bvx * bvx + 1.0 - rest + squares / (bvx * bvx)
+            grad[bvy_at + k] += -b
+            for i in range(rest):
+                grad[w_at + k * rest + i] += -theta[w_at + k * rest + i] / (bvx * bvx)
+            _zero_sum_extend(theta, w_at + k * rest, rest, shifts[k], 0)
+            # x_itk ~ Normal(m[g, k] + w[k, t], sigma_k): the terms in w, from the period sums of x
+            inv_var = np.exp(-2.0 * theta[sigma_at + k])
+            potential = 0.0
+            for ti in range(n_times):
+                cross = x_sum_t[ti, k]
+                for gi in range(n_groups):
+                    cross -= cells[gi, ti] * theta[m_at + gi * n_x + k]
+                shift = shifts[k, ti]
+                potential += shift * cross - 0.5 * n_t[ti] * shift * shift
+                shifts_grad[k, ti] = (cross - n_t[ti] * shift) * inv_var
+                for gi in range(n_groups):
+                    grad[m_at + gi * n_x + k] -= cells[gi, ti] * shift * inv_var
+                d[ti] += b * shift / bvx
+            lp += potential * inv_var
+            grad[sigma_at + k] += -2.0 * potential * inv_var
+    return lp
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_grad, xbar_t, shares):
+    """The gradient of the period blocks through the units: ``resid_t`` is the log-likelihood's derivative
+    by each period's part, ``resid`` by each group's."""
+    n_times, n_x = xbar_t.shape
+    rest = n_times - 1
+    if kind == FIXED:
+        at_at = table[AT, START]
+        for ti in range(rest):
+            grad[at_at + ti] += resid_t[ti + 1]
+    else:
+        _zero_sum_pullback(resid_t, grad, table[F, START])
+    bvy_at = table[BVY, START]
+    if kind == MUNDLAK:
+        for k in range(n_x):
+            total = 0.0
+            for ti in range(n_times):
+                total += resid_t[ti] * xbar_t[ti, k]
+            grad[bvy_at + k] += total
+        bpy_at = table[BPY, START]
+        if bpy_at >= 0:
+            for j in range(rest):
+                total = 0.0
+                for gi in range(shares.shape[0]):
+                    total += resid[gi] * shares[gi, j]
+                grad[bpy_at + j] += total
+    if kind == LATENT:
+        bvx_at, w_at = table[LOG_BVX, START], table[W, START]
+        for k in range(n_x):
+            b = theta[bvy_at + k]
+            bvx = np.exp(theta[bvx_at + k])
+            total = 0.0
+            for ti in range(n_times):
+                total += resid_t[ti] * shifts[k, ti]
+                shifts_grad[k, ti] += resid_t[ti] * b / bvx
+            grad[bvy_at + k] += total / bvx
+            grad[bvx_at + k] += -b * total / bvx
+            _zero_sum_pullback(shifts_grad[k], grad, w_at + k * rest)
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # a zero scale gives inf, not an exception
-def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset):
+def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset,
+               t, xbar_t, shares, n_t, x_sum_t, cells):  # fmt: skip
     """Log-density and gradient at ``theta``; every block's place is read from ``table``
-    (:attr:`KernelLayout.table`)."""
+    (:attr:`KernelLayout.table`). ``t`` and the period arrays are empty (``xbar_t`` of 0 rows) where the
+    predictor has no period part."""
     n_x, n_units = xt.shape
     n_z = z.shape[1]
     grad = np.zeros_like(theta)
@@ -366,13 +636,21 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
                 grad[m_at + gi * n_x + k] += d * n[gi] * inv_var
                 grad[sigma_at + k] += d * d * n[gi] * inv_var - n[gi] + ss[gi, k] * inv_var
                 c[gi] += buy * u
+    # --- the period part d[t] (two-way data) ------------------------------------------------------
+    n_times = xbar_t.shape[0]
+    period = np.zeros(n_times)
+    shifts = np.zeros((n_x, n_times))  # the latent period shift w
+    shifts_grad = np.zeros((n_x, n_times))
+    if n_times > 0:
+        lp += _period_terms(theta, grad, kind, table, c, period, shifts, shifts_grad, xbar_t, shares, n_t,
+                            x_sum_t, cells)  # fmt: skip
     # --- one pass over the units, group by group -----------------------------------------------------
     sigma_y_at = table[LOG_SIGMA_Y, START]
     log_sigma_y = theta[sigma_y_at] if family == GAUSSIAN else 0.0
     sigma_y = np.exp(log_sigma_y) if family == GAUSSIAN else 1.0
     inv_var_y = 1.0 / (sigma_y * sigma_y)
-    unit_lp, squares, resid, gx = unit_pass.unit_pass(
-        family, theta[bxy_at : bxy_at + n_x], c, xt, y, starts, trials, offset, inv_var_y
+    unit_lp, squares, resid, resid_t, gx = unit_pass.unit_pass(
+        family, theta[bxy_at : bxy_at + n_x], c, period, xt, y, starts, t, trials, offset, inv_var_y
     )
     lp += unit_lp
     if family == GAUSSIAN:  # the likelihood's scale term and sigma_y ~ Exponential(1) on log scale
@@ -411,18 +689,25 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
                 grad[m_at + gi * n_x + k] += resid[gi] * buy / bux
                 grad[ax_at + k] += -resid[gi] * buy / bux
                 grad[bux_at + k] += -resid[gi] * buy * u
+    if n_times > 0:
+        _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_grad, xbar_t, shares)
     return lp, grad
 
 
 @numba.njit(cache=True)
-def expand_into(theta, out, table, n_x):
+def expand_into(theta, out, table, n_x, n_times):
     """Write the expanded draws of ``theta`` (:meth:`KernelLayout.variables`, flattened in order) into
-    ``out``: each block as it is or through ``exp``, where ``table`` puts it, and u after m."""
+    ``out``: each block as it is, through ``exp`` or extended to sum to zero over its ``n_times`` periods,
+    where ``table`` puts it; u after m and v after w."""
     for slot in range(table.shape[0]):
         start, stop, at = table[slot, START], table[slot, STOP], table[slot, OUT]
         if start < 0:
             continue
-        if table[slot, LOG] == 1:
+        if table[slot, ZERO_SUM] == 1:
+            rest = n_times - 1
+            for row in range((stop - start) // rest):
+                _zero_sum_extend(theta, start + row * rest, rest, out, at + row * n_times)
+        elif table[slot, LOG] == 1:
             for i in range(stop - start):
                 out[at + i] = np.exp(theta[start + i])
         else:
@@ -434,6 +719,13 @@ def expand_into(theta, out, table, n_x):
         for i in range(table[M, STOP] - m_at):
             k = i % n_x
             out[u_at + i] = (theta[m_at + i] - theta[ax_at + k]) / np.exp(theta[bux_at + k])
+    v_at = table[V, OUT]
+    if v_at >= 0:  # v[t, k] = w[k, t] / bvx[k]
+        w_at, bvx_at = table[W, OUT], table[LOG_BVX, START]
+        for k in range(n_x):
+            bvx = np.exp(theta[bvx_at + k])
+            for ti in range(n_times):
+                out[v_at + ti * n_x + k] = out[w_at + k * n_times + ti] / bvx
 
 
 class KernelArrays(NamedTuple):
@@ -454,6 +746,24 @@ class KernelArrays(NamedTuple):
     trials: np.ndarray
     offset: np.ndarray
     """log(exposure) per unit (0 without one)."""
+    t: np.ndarray
+    """The period of each unit, (N,) int32; the period arrays below are empty (0 periods) where the
+    predictor has no period part."""
+    xbar_t: np.ndarray
+    """Each period's mean of each x, (T, K)."""
+    shares: np.ndarray
+    """Each group's share of its units in each period after the first, (G, T - 1)."""
+    time_sizes: np.ndarray
+    """Units per period, (T,)."""
+    x_sum_t: np.ndarray
+    """Each period's sum of each x, (T, K)."""
+    cells: np.ndarray
+    """Units per group and period, (G, T)."""
+
+    @property
+    def n_times(self) -> int:
+        """Periods of the predictor's period part (0 where it has none)."""
+        return self.xbar_t.shape[0]
 
 
 class FusedModel:
@@ -475,18 +785,20 @@ class FusedModel:
         """The outcome :class:`~groupfx.models.families.Family`."""
         self.data = data
         self.layout = KernelLayout.of(
-            get_spec(model), data.n_groups, data.n_x, data.n_z, self.family.noise_parameters
-        )
+            get_spec(model), data.n_groups, data.n_x, data.n_z, self.family.noise_parameters,
+            n_times=data.n_times if data.two_way else 0, balanced=data.balanced,
+        )  # fmt: skip
         """The one :class:`KernelLayout` of the vector and of the expanded draws."""
         self.kind = self.layout.kind
         self.n_dim = self.layout.n_params
         self.order = np.argsort(data.group, kind="stable")
         """The kernel's unit order: the data's rows sorted by group."""
-        self.arrays = self._arrays(data, self.order, np.dtype(precision))
+        self.arrays = self._arrays(data, self.order, np.dtype(precision), self.layout.two_way)
 
     @staticmethod
-    def _arrays(data: GroupedData, order: np.ndarray, dtype: np.dtype) -> KernelArrays:
-        """The kernel's arrays, units in ``order`` (sorted by group: the likelihood does not depend on it)."""
+    def _arrays(data: GroupedData, order: np.ndarray, dtype: np.dtype, two_way: bool) -> KernelArrays:
+        """The kernel's arrays, units in ``order`` (sorted by group: the likelihood does not depend on it),
+        with the periods' where the predictor has a period part (``two_way``)."""
         starts = np.zeros(data.n_groups + 1, dtype=np.int64)
         np.cumsum(np.bincount(data.group, minlength=data.n_groups), out=starts[1:])
         trials = np.ones(data.n_units) if data.trials is None else np.asarray(data.trials, dtype=np.float64)
@@ -502,19 +814,41 @@ class FusedModel:
             n_groups=data.n_groups,
             trials=np.ascontiguousarray(trials[order], dtype=dtype),
             offset=np.ascontiguousarray(np.log(exposure[order]), dtype=dtype),
+            **FusedModel._period_arrays(data, order, two_way),
         )
+
+    @staticmethod
+    def _period_arrays(data: GroupedData, order: np.ndarray, two_way: bool) -> dict[str, np.ndarray]:
+        """The period fields of :class:`KernelArrays` (of 0 periods where ``two_way`` is false)."""
+        n_groups, n_x = data.n_groups, data.n_x
+        if not two_way:
+            return {"t": np.zeros(0, dtype=np.int32), "xbar_t": np.zeros((0, n_x)),
+                    "shares": np.zeros((n_groups, 0)), "time_sizes": np.zeros(0),
+                    "x_sum_t": np.zeros((0, n_x)), "cells": np.zeros((n_groups, 0))}  # fmt: skip
+        sizes = data.time_sizes.astype(np.float64)
+        xbar_t = np.ascontiguousarray(data.xbar_time, dtype=np.float64)
+        return {
+            "t": np.ascontiguousarray(data.time[order], dtype=np.int32),
+            "xbar_t": xbar_t,
+            "shares": np.ascontiguousarray(data.period_shares, dtype=np.float64),
+            "time_sizes": sizes,
+            "x_sum_t": np.ascontiguousarray(xbar_t * sizes[:, None]),
+            "cells": np.ascontiguousarray(data.cell_counts, dtype=np.float64),
+        }
 
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
         a = self.arrays
         return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, a.xt, a.y, a.starts,
-                          a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset)  # fmt: skip
+                          a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset, a.t, a.xbar_t, a.shares,
+                          a.time_sizes, a.x_sum_t, a.cells)  # fmt: skip
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""
         variables = self.layout.variables()
         flat = np.empty(sum(int(np.prod(shape)) for _, shape, _ in variables))
-        expand_into(np.asarray(theta, dtype=np.float64), flat, self.layout.table, self.data.n_x)
+        expand_into(np.asarray(theta, dtype=np.float64), flat, self.layout.table, self.data.n_x,
+                    self.layout.n_times)  # fmt: skip
         slices = self.layout.expanded_slices()
         return {name: flat[slices[name]].reshape(shape).copy() for name, shape, _ in variables}
 
@@ -529,8 +863,20 @@ class FusedModel:
         )
 
     def initial_point(self, seed: int) -> np.ndarray:
-        """Zeros jittered by Uniform(-1, 1), with the latent model's m started at the observed group means."""
+        """Zeros jittered by Uniform(-1, 1), with the latent model's m started at the observed group means
+        and, on two-way data, its period shift w at the observed period means of x about their mean."""
         point = np.random.default_rng(seed).uniform(-1, 1, self.n_dim)
         if "m" in self.layout:
             point[self.layout.slice("m")] += self.data.xbar.ravel()
+        if "w" in self.layout:
+            shifts = self.arrays.xbar_t.T - self.arrays.xbar_t.mean(axis=0)[:, None]  # (K, T), rows sum to 0
+            point[self.layout.slice("w")] += zero_sum_values(shifts).ravel()
         return point
+
+
+def zero_sum_values(values: np.ndarray) -> np.ndarray:
+    """The unconstrained values of ``values``, which sum to zero along their last axis: the inverse of PyMC's
+    ``ZeroSumTransform`` (and of the kernels' expansion), one fewer along that axis."""
+    n = values.shape[-1]
+    norm = -values[..., -1:] * np.sqrt(n) / (np.sqrt(n) + n)
+    return values[..., :-1] + norm

@@ -23,13 +23,12 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from groupfx.engines import kernels
-from groupfx.engines.kernels import SLOTS, FusedModel
+from groupfx.engines.kernels import N_COLUMNS, SLOTS, FusedModel
 
 # user_data: the addresses and sizes of the kernel's arrays and of its layout table, one uint64 each
-XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY, TABLE = range(
-    16
-)
-USER_DATA_LENGTH = 16
+(XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY, TABLE, T,
+ N_TIMES, XBAR_T, SHARES, TIME_SIZES, X_SUM_T, CELLS) = range(23)  # fmt: skip
+USER_DATA_LENGTH = 23
 N_SLOTS = len(SLOTS)
 
 LOGP_SIGNATURE = types.int64(
@@ -60,6 +59,7 @@ _u64_pointer = _pointer_intrinsic(types.uint64)
 _f64_pointer = _pointer_intrinsic(types.float64)
 _f32_pointer = _pointer_intrinsic(types.float32)
 _i64_pointer = _pointer_intrinsic(types.int64)
+_i32_pointer = _pointer_intrinsic(types.int32)
 
 
 @numba.njit(cache=True)
@@ -67,11 +67,13 @@ def _logp_into(dim, x_, out_, logp_, ud, xt, y, trials, offset):
     """Evaluate the kernel at the point ``x_`` and write the gradient and log-density; nutpie's codes:
     0 done, 3 a non-finite gradient, 4 a non-finite log-density."""
     n_x, n_groups, n_z = np.int64(ud[N_X]), np.int64(ud[N_GROUPS]), np.int64(ud[N_Z])
+    n_times, n_units = np.int64(ud[N_TIMES]), np.int64(ud[N_UNITS])
+    rest = max(n_times - 1, 0)
     lp, grad = kernels._logp_grad(
         numba.carray(x_, (dim,)),
         np.int64(ud[KIND]),
         np.int64(ud[FAMILY]),
-        numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, 4)),
+        numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, N_COLUMNS)),
         xt,
         y,
         numba.carray(_i64_pointer(ud[STARTS]), (n_groups + 1,)),
@@ -82,6 +84,12 @@ def _logp_into(dim, x_, out_, logp_, ud, xt, y, trials, offset):
         n_groups,
         trials,
         offset,
+        numba.carray(_i32_pointer(ud[T]), (n_units if n_times else 0,)),
+        numba.carray(_f64_pointer(ud[XBAR_T]), (n_times, n_x)),
+        numba.carray(_f64_pointer(ud[SHARES]), (n_groups, rest)),
+        numba.carray(_f64_pointer(ud[TIME_SIZES]), (n_times,)),
+        numba.carray(_f64_pointer(ud[X_SUM_T]), (n_times, n_x)),
+        numba.carray(_f64_pointer(ud[CELLS]), (n_groups, n_times)),
     )
     out = numba.carray(out_, (dim,))
     finite = True
@@ -118,7 +126,8 @@ def _logp_float32(dim, x_, out_, logp_, user_data_):
 def _expand(dim, n_expanded, x_, out_, user_data_):
     ud = numba.carray(_u64_pointer(user_data_), (USER_DATA_LENGTH,))
     theta, out = numba.carray(x_, (dim,)), numba.carray(out_, (n_expanded,))
-    kernels.expand_into(theta, out, numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, 4)), np.int64(ud[N_X]))
+    kernels.expand_into(theta, out, numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, N_COLUMNS)),
+                        np.int64(ud[N_X]), np.int64(ud[N_TIMES]))  # fmt: skip
     return 0
 
 
@@ -130,14 +139,18 @@ def user_data(fused: FusedModel) -> np.ndarray:
     a = fused.arrays
     table = np.zeros(USER_DATA_LENGTH, dtype=np.uint64)
     for slot, array in ((XT, a.xt), (Y, a.y), (STARTS, a.starts), (Z, a.z), (XBAR, a.xbar), (SS, a.ss),
-                        (SIZES, a.sizes), (TRIALS, a.trials), (OFFSET, a.offset),
-                        (TABLE, fused.layout.table)):  # fmt: skip
+                        (SIZES, a.sizes), (TRIALS, a.trials), (OFFSET, a.offset), (TABLE, fused.layout.table),
+                        (T, a.t), (XBAR_T, a.xbar_t), (SHARES, a.shares), (TIME_SIZES, a.time_sizes),
+                        (X_SUM_T, a.x_sum_t), (CELLS, a.cells)):  # fmt: skip
         if not array.flags.c_contiguous:  # FusedModel makes them so
             raise ValueError("the kernel's arrays must be C-contiguous")
         table[slot] = array.ctypes.data
+    if a.t.dtype != np.int32 or fused.layout.table.shape[1] != N_COLUMNS:
+        raise ValueError("the period codes must be int32 and the layout table N_COLUMNS wide")
     table[N_X], table[N_UNITS] = a.xt.shape
     table[N_GROUPS], table[N_Z] = a.n_groups, a.z.shape[1]
     table[KIND], table[FAMILY] = fused.kind, fused.family.kernel_code
+    table[N_TIMES] = a.n_times
     return table
 
 
@@ -153,6 +166,9 @@ def compile_native(fused: FusedModel):
     coords = {"group": pd.Index(data.group_labels), "x_var": pd.Index(data.x_names)}
     if data.n_z:
         coords["z_var"] = pd.Index(data.z_names)
+    if fused.layout.two_way:
+        coords["time"] = pd.Index(data.time_labels)
+        coords["period_rest"] = pd.Index(data.time_labels[1:])
     table = user_data(fused)
     return CompiledPyMCModel(
         _n_dim=fused.n_dim,

@@ -3,7 +3,8 @@
 :func:`groupfx.loo.loglik.loo` evaluates the PyMC model's elementwise log-density with PyTensor; here the same
 values come from one numba pass per block of groups, vectorised over the draws, at a fraction of the cost a
 value (``benchmarks/design_results.md``): the group-level linear predictor of the block's groups for every
-draw, then each unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo_block`. At a
+draw (and on two-way data the period part of every period, gathered by each unit's period), then each
+unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo_block`. At a
 million units and 4,000 draws that is 4e9 values, never held at once. Tests hold the values equal to the PyMC
 model's and the result equal to :func:`groupfx.loo.loglik.loo`.
 """
@@ -26,6 +27,7 @@ from groupfx.engines.kernels import (
     POISSON,
     FusedModel,
     group_predictor,
+    period_predictor,
     predictor_parameters,
 )
 from groupfx.loo import loglik, psis
@@ -35,18 +37,25 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 @numba.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _unit_logliks(family, c, bxy, log_sigma, xt, y, trials, offset, constant, starts, out):
+def _unit_logliks(family, c, period, times, bxy, log_sigma, xt, y, trials, offset, constant, starts, out):
     """Fill ``out[i, s]``: the log-likelihood of unit ``i`` (block order) under draw ``s``.
 
-    ``c`` is (groups of the block, S), ``bxy`` (K, S), ``log_sigma`` (S,) (Gaussian), ``starts`` the
-    block's group boundaries relative to its first unit.
+    ``c`` is (groups of the block, S), ``period`` the period part (T, S) (0 rows without one) and ``times``
+    the units' periods, ``bxy`` (K, S), ``log_sigma`` (S,) (Gaussian), ``starts`` the block's group
+    boundaries relative to its first unit.
     """
     n_x, n_samples = bxy.shape
     eta = np.empty(n_samples)
+    two_way = period.shape[0] > 0
     for gb in range(starts.shape[0] - 1):
         for i in range(starts[gb], starts[gb + 1]):
-            for s in range(n_samples):
-                eta[s] = c[gb, s]
+            if two_way:
+                di = period[times[i]]
+                for s in range(n_samples):
+                    eta[s] = c[gb, s] + di[s]
+            else:
+                for s in range(n_samples):
+                    eta[s] = c[gb, s]
             for k in range(n_x):
                 xik = xt[k, i]
                 for s in range(n_samples):
@@ -71,7 +80,7 @@ def _unit_logliks(family, c, bxy, log_sigma, xt, y, trials, offset, constant, st
 def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
     """The group-level linear predictor ``c[g]`` of groups ``lo:hi`` for every draw, as (hi - lo, S)."""
     data = fused.data
-    return np.ascontiguousarray(group_predictor(fused.kind, draws, data.z, data.xbar, slice(lo, hi)).T)
+    return np.ascontiguousarray(group_predictor(fused.kind, draws, data, slice(lo, hi)).T)
 
 
 def _constant(fused: FusedModel) -> np.ndarray:
@@ -106,7 +115,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         fused = FusedModel(fused.model, fused.data, fused.family)
     arrays = fused.arrays
     xt, y, starts, trials, offset = arrays.xt, arrays.y, arrays.starts, arrays.trials, arrays.offset
-    names = predictor_parameters(fused.kind, fused.data.n_z) + list(fused.family.noise_parameters)
+    names = predictor_parameters(fused.kind, fused.data) + list(fused.family.noise_parameters)
     draws = loglik.flatten_draws(posterior, names)
     n_samples = draws["bxy"].shape[0]
     bxy = np.ascontiguousarray(draws["bxy"].T)
@@ -114,6 +123,8 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     constant = _constant(fused)
     cutoff_rank = psis.tail_length(n_samples, loglik.relative_efficiency(posterior))
     block_units = loglik.loo_block_units(n_samples)
+    period = np.ascontiguousarray(period_predictor(fused.kind, draws, fused.data).T)  # (T, S); 0 rows one-way
+    times = arrays.t  # each unit's period, sorted as the units (empty one-way)
     family = fused.family.kernel_code
     n_units = len(y)
     sorted_values = [np.empty(n_units) for _ in range(3)]
@@ -123,9 +134,9 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         hi = min(max(hi, lo + 1), fused.data.n_groups)
         first, last = starts[lo], starts[hi]
         values = np.empty((last - first, n_samples))
-        _unit_logliks(family, _group_part(fused, draws, lo, hi), bxy, log_sigma, xt[:, first:last],
-                      y[first:last], trials[first:last], offset[first:last], constant[first:last],
-                      starts[lo : hi + 1] - first, values)  # fmt: skip
+        _unit_logliks(family, _group_part(fused, draws, lo, hi), period, times[first:last], bxy, log_sigma,
+                      xt[:, first:last], y[first:last], trials[first:last], offset[first:last],
+                      constant[first:last], starts[lo : hi + 1] - first, values)  # fmt: skip
         for target, result in zip(sorted_values, psis.psis_loo_block(values, cutoff_rank), strict=True):
             target[first:last] = result
         lo = hi

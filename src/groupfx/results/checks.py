@@ -134,25 +134,38 @@ def _default_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> d
     """Draws of ``names`` from the default priors with NumPy, shaped as ``pm.draw`` gives them.
 
     For the models the fused kernels serve: each parameter's prior is its :data:`DEFAULT_PRIORS` entry
-    (Normal or Exponential), ``e`` is standard normal, and so is the latent ``u`` (``m ~ Normal(ax, bux)``
-    makes ``(m - ax) / bux`` standard normal whatever ``ax`` and ``bux``).
+    (Normal, Exponential or HalfNormal), ``e`` is standard normal, and so is the latent ``u`` (``m ~
+    Normal(ax, bux)`` makes ``(m - ax) / bux`` standard normal whatever ``ax`` and ``bux``). On two-way data
+    the pooled period intercepts ``f`` are ``ZeroSumNormal(tau_t)`` (a normal less its mean over the periods,
+    with ``tau_t`` drawn from its prior, the same draws where ``tau_t`` is asked for too), and the latent
+    period shift ``v = (w / bvx)'`` is ``ZeroSumNormal(1)`` over the periods of each x, whatever ``bvx``.
     """
     data, rng = fit.data, np.random.default_rng(seed)
+    rest = max(data.n_times - 1, 0)
     shapes = {"a": (data.n_groups,), "e": (data.n_groups,), "u": (data.n_groups, data.n_x),
-              "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,)}  # fmt: skip
+              "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,), "at": (rest,), "bpy": (rest,),
+              "bvy": (data.n_x,), "bvx": (data.n_x,), "f": (data.n_times,),
+              "v": (data.n_times, data.n_x)}  # fmt: skip
+    order = ["tau_t", *(name for name in names if name != "tau_t")] if "f" in names else names
     values = {}
-    for name in names:
+    for name in order:
         size = (draws, *shapes.get(name, ()))
         prior = DEFAULT_PRIORS.get(name)
-        if prior is None:  # e and u
+        if name in ("f", "v"):  # zero-sum normals: over the periods (axis 1 of both)
+            normal = rng.standard_normal(size)
+            normal -= normal.mean(axis=1, keepdims=True)
+            values[name] = normal * values["tau_t"][:, None] if name == "f" else normal
+        elif prior is None:  # e and u
             values[name] = rng.standard_normal(size)
         elif prior.distribution == "Normal":
             values[name] = rng.normal(prior.parameters["mu"], prior.parameters["sigma"], size)
         elif prior.distribution == "Exponential":
             values[name] = rng.exponential(1 / prior.parameters["lam"], size)
+        elif prior.distribution == "HalfNormal":
+            values[name] = np.abs(rng.normal(0, prior.parameters["sigma"], size))
         else:  # a default prior of another kind would need its own line here
             raise ValueError(f"no NumPy draw for the default prior of {name!r} ({prior.distribution})")
-    return values
+    return {name: values[name] for name in names}
 
 
 def prior_parameter_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
