@@ -39,6 +39,7 @@ RENAMED = {
     "log_tau_t": "tau_t_log__",
     "log_bvx": "bvx_log__",
     "f": "f_zerosum__",
+    "f_z": "f_z_zerosum__",
     "w": "w_zerosum__",
 }
 """The PyMC model's name of each block's unconstrained values, where it is not the block's own."""
@@ -257,7 +258,7 @@ def test_the_two_way_layout_tiles_the_vector_and_its_table_says_the_same(table, 
         at = 0
         for block in layout.blocks:
             assert block.start == at and block.size == int(np.prod(block.value_shape)), (name, block)
-            assert block.zero_sum == (block.name in ("f", "w"))
+            assert block.zero_sum == (block.name in ("f", "f_z", "w"))
             at = block.stop
         assert at == layout.n_params and len({b.name for b in layout.blocks}) == len(layout.blocks)
         slices = layout.expanded_slices()
@@ -268,13 +269,13 @@ def test_the_two_way_layout_tiles_the_vector_and_its_table_says_the_same(table, 
                 if block.variable_size:
                     assert row[kernels.OUT] == slices[block.variable].start
                 assert (row[kernels.LOG], row[kernels.ZERO_SUM]) == (block.log, block.zero_sum)
-            elif slot in ("u", "v") and {"u": "m", "v": "w"}[slot] in layout:
+            elif slot in ("u", "v", "f") and {"u": "m", "v": "w", "f": "f_z"}[slot] in layout:
                 assert row[kernels.START] == -1 and row[kernels.OUT] == slices[slot].start
             else:
                 assert (row == -1).all(), (name, slot)
         periods = {"naive": set(), "fixed": {"at"}, "multilevel": {"log_tau_t", "f"},
-                   "mundlak": {"log_tau_t", "f", "bvy"} | ({"bpy"} if table == "unbalanced" else set()),
-                   "latent": {"log_tau_t", "f", "log_bvx", "w", "bvy"}}[name]  # fmt: skip
+                   "mundlak": {"log_tau_t", "f_z", "bvy"} | ({"bpy"} if table == "unbalanced" else set()),
+                   "latent": {"log_tau_t", "f_z", "log_bvx", "w", "bvy"}}[name]  # fmt: skip
         one_way = kernels.KernelLayout.of(get_spec(name), data.n_groups, data.n_x, data.n_z,
                                           get_family(family).noise_parameters)  # fmt: skip
         assert {b.name for b in layout.blocks} - {b.name for b in one_way.blocks} == periods, name

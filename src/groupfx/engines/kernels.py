@@ -93,8 +93,9 @@ def has_period_part(kind: int | None, data: GroupedData) -> bool:
 
 
 def _period_shares(kind: int, data: GroupedData) -> bool:
-    """Whether the group part holds the groups' shares of the periods (Mundlak on an unbalanced panel)."""
-    return kind == MUNDLAK and has_period_part(kind, data) and not data.balanced
+    """Whether the group part holds the groups' shares of the periods (Mundlak, where the shares differ
+    between groups: an unbalanced panel)."""
+    return kind == MUNDLAK and has_period_part(kind, data) and data.period_shares_vary
 
 
 def predictor_parameters(kind: int, data: GroupedData) -> list[str]:
@@ -167,11 +168,11 @@ def _valid_outcome(family: Family, data: GroupedData) -> bool:
 
 
 SLOTS = ("a0", "a", "abar", "log_tau", "e", "bxy", "bzy", "buy", "log_bux", "ax", "log_sigma", "m", "u",
-         "log_sigma_y", "at", "log_tau_t", "f", "bvy", "bpy", "log_bvx", "w", "v")  # fmt: skip
+         "log_sigma_y", "at", "log_tau_t", "f", "bvy", "bpy", "log_bvx", "w", "v", "f_z")  # fmt: skip
 """The rows of :attr:`KernelLayout.table`: every block a kernel's vector may hold, and the latent ``u`` and
-``v`` (variables of the expanded draws only)."""
+``v`` (variables of the expanded draws only; so is ``f`` where the block is its non-centred ``f_z``)."""
 (A0, A, ABAR, LOG_TAU, E, BXY, BZY, BUY, LOG_BUX, AX, LOG_SIGMA, M, U, LOG_SIGMA_Y, AT, LOG_TAU_T, F, BVY,
- BPY, LOG_BVX, W, V) = range(len(SLOTS))  # fmt: skip
+ BPY, LOG_BVX, W, V, F_Z) = range(len(SLOTS))  # fmt: skip
 START, STOP, OUT, LOG, ZERO_SUM = range(5)
 """The columns of :attr:`KernelLayout.table`: start and stop in the unconstrained vector, start in the
 expanded draws, 1 where the variable is the exponential of the block, and 1 where it is the zero-sum
@@ -243,9 +244,10 @@ class KernelLayout:
 
         intercepts  single: a0 | free: a[G] | pooled: abar, log tau, e[G]
         slopes      bxy[K], bzy[J]
-        periods     free: at[T - 1] | pooled: log tau_t, f[T - 1 free of T]       (two-way data)
+        periods     free: at[T - 1] | pooled: log tau_t, f[T - 1 free of T]       (two-way data;
+                    beside a proxy of U f_z, with f = tau_t f_z expanded after it)
         proxy of U  buy[K] (group mean of x or latent u per x)
-        Mundlak     bvy[K] (period means of x), bpy[T - 1] (unbalanced panels)    (two-way data)
+        Mundlak     bvy[K] (period means of x), bpy[T - 1] (shares varying)        (two-way data)
         latent u    log bux[K], ax[K], log sigma[K], m[G, K]   (u = (m - ax) / bux, expanded after m)
         latent v    log bvx[K], w[K, T - 1 free of T], bvy[K]  (v = (w / bvx)', expanded after w; two-way)
         noise       log sigma_y (Gaussian), last
@@ -277,11 +279,11 @@ class KernelLayout:
         n_z: int,
         noise_parameters: tuple[str, ...] = (),
         n_times: int = 0,
-        balanced: bool = True,
+        period_shares: bool = False,
     ) -> KernelLayout:
         """The layout of strategy ``spec`` for data of these sizes and a family with these noise parameters
         (each last in the vector, on the log scale); ``n_times`` periods (0: one-way data) of a panel
-        ``balanced`` or not."""
+        whose Mundlak group part holds the ``period_shares`` or not."""
         kind = kernel_kind(spec)
         if kind is None:
             raise ValueError(f"no fused kernel expresses the {spec.name!r} model")
@@ -311,12 +313,15 @@ class KernelLayout:
             add("at", "at", (n_times - 1,), rest)
         elif n_times:
             add("log_tau_t", "tau_t", (), (), log=True)
-            add("f", "f", (n_times,), ("time",), zero_sum=True)
+            if spec.group_proxy is None:  # centred, as the builder holds it
+                add("f", "f", (n_times,), ("time",), zero_sum=True)
+            else:  # non-centred beside a stand-in for the shocks: f = tau_t f_z
+                add("f_z", "f_z", (n_times,), ("time",), zero_sum=True)
         if spec.group_proxy is not None:
             add("buy", "buy", (n_x,), x_var)
         if n_times and kind == MUNDLAK:
             add("bvy", "bvy", (n_x,), x_var)
-            if not balanced:
+            if period_shares:
                 add("bpy", "bpy", (n_times - 1,), rest)
         if spec.latent_group_variable is not None:
             add("log_bux", "bux", (n_x,), x_var, log=True)
@@ -342,6 +347,9 @@ class KernelLayout:
                 out += block.variable_size
             if block.name == "w":  # v = (w / bvx)' follows w
                 table[V, OUT] = out
+                out += block.variable_size
+            if block.name == "f_z":  # f = tau_t f_z follows f_z
+                table[F, OUT] = out
                 out += block.variable_size
         return cls(kind, tuple(blocks), table, n_times)
 
@@ -380,6 +388,8 @@ class KernelLayout:
                 out.append(("u", block.shape, block.dims))
             if block.name == "w":
                 out.append(("v", block.shape[::-1], block.dims[::-1]))
+            if block.name == "f_z":
+                out.append(("f", block.shape, block.dims))
         return out
 
     def expanded_slices(self) -> dict[str, slice]:
@@ -456,7 +466,7 @@ def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, s
             lp += -0.5 * a * a / 100.0
             grad[at_at + ti] += -a / 100.0
             d[ti + 1] = a
-    else:  # tau_t ~ Exponential(1) on the log scale; f ~ ZeroSumNormal(tau_t) on T - 1 free values
+    elif table[F, START] >= 0:  # tau_t ~ Exponential(1) on the log scale; f ~ ZeroSumNormal(tau_t)
         tau_at, f_at = table[LOG_TAU_T, START], table[F, START]
         log_tau = theta[tau_at]
         tau = np.exp(log_tau)
@@ -466,6 +476,17 @@ def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, s
         for i in range(rest):
             grad[f_at + i] += -theta[f_at + i] / (tau * tau)
         _zero_sum_extend(theta, f_at, rest, d, 0)
+    else:  # non-centred: f = tau_t f_z, f_z ~ ZeroSumNormal(1) on T - 1 free values
+        tau_at, f_at = table[LOG_TAU_T, START], table[F_Z, START]
+        log_tau = theta[tau_at]
+        tau = np.exp(log_tau)
+        lp += -tau + log_tau - 0.5 * _squares(theta, f_at, rest)
+        grad[tau_at] += -tau + 1.0
+        for i in range(rest):
+            grad[f_at + i] += -theta[f_at + i]
+        _zero_sum_extend(theta, f_at, rest, d, 0)
+        for ti in range(n_times):
+            d[ti] *= tau
     bvy_at = table[BVY, START]
     if kind == MUNDLAK:  # bvy ~ Normal(0, 1) on the period means of x; bpy ~ Normal(0, 5) on the shares
         for k in range(n_x):
@@ -525,8 +546,20 @@ def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_
         at_at = table[AT, START]
         for ti in range(rest):
             grad[at_at + ti] += resid_t[ti + 1]
-    else:
+    elif table[F, START] >= 0:
         _zero_sum_pullback(resid_t, grad, table[F, START])
+    else:  # f = tau_t f_z: through tau_t (by log tau_t, f itself) and through f_z (tau_t times)
+        tau_at, f_at = table[LOG_TAU_T, START], table[F_Z, START]
+        tau = np.exp(theta[tau_at])
+        f_z = np.empty(n_times)
+        _zero_sum_extend(theta, f_at, rest, f_z, 0)
+        scaled = np.empty(n_times)
+        total = 0.0
+        for ti in range(n_times):
+            total += resid_t[ti] * f_z[ti]
+            scaled[ti] = resid_t[ti] * tau
+        grad[tau_at] += total * tau
+        _zero_sum_pullback(scaled, grad, f_at)
     bvy_at = table[BVY, START]
     if kind == MUNDLAK:
         for k in range(n_x):
@@ -719,6 +752,10 @@ def expand_into(theta, out, table, n_x, n_times):
         for i in range(table[M, STOP] - m_at):
             k = i % n_x
             out[u_at + i] = (theta[m_at + i] - theta[ax_at + k]) / np.exp(theta[bux_at + k])
+    if table[F, START] < 0 and table[F, OUT] >= 0:  # f = tau_t f_z
+        f_at, f_z_at, tau = table[F, OUT], table[F_Z, OUT], np.exp(theta[table[LOG_TAU_T, START]])
+        for ti in range(n_times):
+            out[f_at + ti] = tau * out[f_z_at + ti]
     v_at = table[V, OUT]
     if v_at >= 0:  # v[t, k] = w[k, t] / bvx[k]
         w_at, bvx_at = table[W, OUT], table[LOG_BVX, START]
@@ -786,7 +823,7 @@ class FusedModel:
         self.data = data
         self.layout = KernelLayout.of(
             get_spec(model), data.n_groups, data.n_x, data.n_z, self.family.noise_parameters,
-            n_times=data.n_times if data.two_way else 0, balanced=data.balanced,
+            n_times=data.n_times if data.two_way else 0, period_shares=data.period_shares_vary,
         )  # fmt: skip
         """The one :class:`KernelLayout` of the vector and of the expanded draws."""
         self.kind = self.layout.kind
