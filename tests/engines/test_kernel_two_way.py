@@ -11,8 +11,6 @@ graph's; and a fit through the fused engine samples the same posterior as one th
 
 from __future__ import annotations
 
-import ctypes
-
 import arviz as az
 import numpy as np
 import pytest
@@ -29,6 +27,7 @@ from groupfx.engines.kernels import FusedModel
 from groupfx.models.builders import build_model, get_spec
 from groupfx.models.families import get_family
 from groupfx.models.priors import resolve_priors
+from tests.engines.callbacks import assert_callbacks_equal_the_kernel
 
 FAMILIES = ("bernoulli", "binomial", "poisson", "gaussian")
 RENAMED = {
@@ -226,28 +225,7 @@ def _tables(unbalanced, balanced):
 
 @pytest.mark.parametrize("table", ["unbalanced", "balanced"])
 def test_the_c_callbacks_equal_the_kernel_on_two_way_data_bit_for_bit(table, unbalanced, balanced):
-    data, family = _tables(unbalanced, balanced)[table]
-    double_p = ctypes.POINTER(ctypes.c_double)
-    for name in kernels.SERVED_MODELS:
-        for precision in kernels.PRECISIONS:
-            fused = FusedModel(name, data, family, precision)
-            compiled = native.compile_native(fused)
-            theta = np.random.default_rng(2).normal(0, 0.5, fused.n_dim)
-            grad, logp = np.zeros(fused.n_dim), np.zeros(1)
-            user_data = ctypes.c_void_p(compiled.user_data.ctypes.data)
-            code = compiled.compiled_logp_func.ctypes(
-                fused.n_dim, theta.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
-                logp.ctypes.data_as(double_p), user_data,
-            )  # fmt: skip
-            expected_logp, expected_grad = fused.logp_grad(theta)
-            assert code == 0 and logp[0] == expected_logp and np.array_equal(grad, expected_grad), name
-            expanded = np.full(compiled.n_expanded, np.nan)
-            code = compiled.compiled_expand_func.ctypes(
-                fused.n_dim, compiled.n_expanded, theta.ctypes.data_as(double_p),
-                expanded.ctypes.data_as(double_p), user_data,
-            )  # fmt: skip
-            expected = np.concatenate([np.ravel(v) for v in fused.expand(theta).values()])
-            assert code == 0 and np.array_equal(expanded, expected), (name, precision)
+    assert_callbacks_equal_the_kernel(*_tables(unbalanced, balanced)[table])
 
 
 @pytest.mark.parametrize("table", ["unbalanced", "balanced"])

@@ -151,38 +151,11 @@ def test_single_precision_is_refused_off_the_kernel():
 
 @pytest.mark.parametrize("table", ["one x, one z", "two x, two z", "no z", "binomial", "poisson", "gaussian"])
 def test_the_c_callbacks_nutpie_calls_equal_the_kernel_bit_for_bit(table, tables):
-    import ctypes
+    from tests.engines.callbacks import assert_callbacks_equal_the_kernel, call_logp
 
-    from groupfx.engines import native
-
-    data, family = tables[table]
-    double_p = ctypes.POINTER(ctypes.c_double)
-    for name in kernels.SERVED_MODELS:
-        for precision in kernels.PRECISIONS:
-            fused = FusedModel(name, data, family, precision)
-            compiled = native.compile_native(fused)
-            theta = np.random.default_rng(2).normal(0, 0.5, fused.n_dim)
-            grad, logp = np.zeros(fused.n_dim), np.zeros(1)
-            user_data = ctypes.c_void_p(compiled.user_data.ctypes.data)
-            code = compiled.compiled_logp_func.ctypes(
-                fused.n_dim, theta.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
-                logp.ctypes.data_as(double_p), user_data,
-            )  # fmt: skip
-            expected_logp, expected_grad = fused.logp_grad(theta)
-            assert code == 0 and logp[0] == expected_logp and np.array_equal(grad, expected_grad)
-            expanded = np.full(compiled.n_expanded, np.nan)
-            code = compiled.compiled_expand_func.ctypes(
-                fused.n_dim, compiled.n_expanded, theta.ctypes.data_as(double_p),
-                expanded.ctypes.data_as(double_p), user_data,
-            )  # fmt: skip
-            expected = np.concatenate([np.ravel(v) for v in fused.expand(theta).values()])
-            assert code == 0 and np.array_equal(expanded, expected), (name, precision)
-    theta[:] = np.nan  # a point outside the support: nutpie is told, not given a number
-    code = compiled.compiled_logp_func.ctypes(
-        fused.n_dim, theta.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
-        logp.ctypes.data_as(double_p), user_data,
-    )  # fmt: skip
-    assert code in (3, 4)
+    compiled = assert_callbacks_equal_the_kernel(*tables[table])
+    code, _, _ = call_logp(compiled, np.full(compiled.n_dim, np.nan))
+    assert code in (3, 4)  # a point outside the support: nutpie is told, not given a number
 
 
 def assert_same_draws(a, b):
