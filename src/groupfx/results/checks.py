@@ -159,7 +159,7 @@ def _kernel_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> di
     ``ZeroSumNormal(1)`` over the periods of each x, whatever ``bvx``.
     """
     data, rng = fit.data, np.random.default_rng(seed)
-    priors = fit.engine().priors
+    priors = fit.priors
     rest = max(data.n_times - 1, 0)
     shapes = {"a": (data.n_groups,), "e": (data.n_groups,), "u": (data.n_groups, data.n_x),
               "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,), "at": (rest,), "bpy": (rest,),
