@@ -116,7 +116,10 @@ def test_the_default_priors_give_the_kernel_as_it_was_before_the_table():
 
 
 def _finite(low: float, high: float) -> st.SearchStrategy[float]:
-    return st.floats(low, high, allow_nan=False, allow_infinity=False)
+    """A number in [low, high] as a NumPy float64: PyMC makes a Python float that float32 holds exactly (1.5)
+    a float32 constant, so its Gamma's ``1 / beta`` (and Exponential's ``1 / lam``) would round in float32,
+    about 1e-8 off the number given, which the kernel holds in float64."""
+    return st.floats(low, high, allow_nan=False, allow_infinity=False).map(np.float64)
 
 
 LOCATION = st.builds(lambda mu, sigma: Prior("Normal", mu=mu, sigma=sigma), _finite(-2, 2), _finite(0.3, 5))
