@@ -393,12 +393,12 @@ def test_the_kernel_serves_two_way_data_with_the_default_priors(unbalanced):
         assert kernels.supported(name, "bernoulli", priors, unbalanced), name
         assert isinstance(choose_engine(name, unbalanced), FusedEngine), name
     assert not kernels.supported("latent_shared", "bernoulli", priors, unbalanced)
-    wider = priors | {"tau_t": groupfx.Prior("HalfNormal", sigma=2)}  # a period prior off the defaults
+    wider = priors | {"tau_t": groupfx.Prior("LogNormal", mu=0, sigma=1)}  # a period prior it cannot express
     assert not kernels.supported("multilevel", "bernoulli", wider, unbalanced)
     assert isinstance(choose_engine("multilevel", unbalanced, priors=wider), GraphEngine)
     assert kernels.supported("multilevel", "bernoulli", wider)  # one-way data read no tau_t
     assert kernels.supported("naive", "bernoulli", wider, unbalanced)  # nor the naive model
-    shares = priors | {"bpy": groupfx.Prior("Normal", mu=0, sigma=1)}
+    shares = priors | {"bpy": groupfx.Prior("StudentT", nu=3, mu=0, sigma=1)}
     assert not kernels.supported("mundlak", "bernoulli", shares, unbalanced)
     balanced_bernoulli = panel("bernoulli", 5, 3, 1, 1, True, 15, seed=4)
     assert kernels.supported("mundlak", "bernoulli", shares, balanced_bernoulli)  # no bpy on a balanced panel

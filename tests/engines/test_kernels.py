@@ -75,15 +75,17 @@ def test_kernel_equals_the_pymc_model(name, table, tables):
             np.testing.assert_allclose(np.ravel(draws[variable]), np.ravel(point[variable]))
 
 
-def test_kernels_serve_only_the_default_priors_and_the_bernoulli_family():
+def test_kernels_serve_only_the_priors_they_express():
     priors = groupfx.models.priors.resolve_priors()
     assert kernels.supported("mundlak", "bernoulli", priors)
     assert kernels.supported("mundlak", "poisson", priors)
+    half_normal = {"sigma_y": groupfx.Prior("HalfNormal", sigma=2)}
+    assert kernels.supported("mundlak", "gaussian", priors | half_normal)
     assert not kernels.supported(
-        "mundlak", "gaussian", priors | {"sigma_y": groupfx.Prior("HalfNormal", sigma=2)}
+        "mundlak", "gaussian", priors | {"sigma_y": groupfx.Prior("HalfCauchy", beta=2)}
     )
     assert not kernels.supported("latent_shared", "bernoulli", priors)
-    wider = priors | {"tau": groupfx.Prior("HalfNormal", sigma=2)}
+    wider = priors | {"tau": groupfx.Prior("LogNormal", mu=0, sigma=1)}
     assert not kernels.supported("multilevel", "bernoulli", wider)
     assert kernels.supported("naive", "bernoulli", wider)  # the naive model has no tau
 
@@ -140,7 +142,7 @@ def test_single_precision_is_refused_off_the_kernel():
     sim = groupfx.simulate(n_groups=20, n_units=600, seed=5)
     with pytest.raises(groupfx.InputError, match="precision='float32' needs the fused kernel"):
         groupfx.fit(sim, "latent_shared", warn=False, draws=10, tune=10, chains=1, precision="float32")
-    wider = {"tau": groupfx.Prior("HalfNormal", sigma=2)}  # not the default: the PyMC graph, in float64
+    wider = {"tau": groupfx.Prior("LogNormal", mu=0, sigma=1)}  # the kernel cannot: the PyMC graph, float64
     with pytest.raises(groupfx.InputError, match="precision='float32' needs the fused kernel"):
         groupfx.fit(
             sim, "mundlak", priors=wider, warn=False, draws=10, tune=10, chains=1, precision="float32"

@@ -19,7 +19,7 @@ from groupfx.study import tasks as study
 from groupfx.study.scenarios import Scenario
 
 TINY = {"draws": 60, "tune": 60, "chains": 2}
-WIDER = {"bxy": groupfx.Prior("Normal", mu=0, sigma=2.5)}
+WIDER = {"bxy": groupfx.Prior("StudentT", nu=4, mu=0, sigma=2.5)}
 """A prior the fused kernel does not express: its model runs the PyMC graph."""
 
 

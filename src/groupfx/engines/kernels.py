@@ -11,10 +11,14 @@ the gradient of the slopes and the residual sum of each group, and the group-lev
 The units are kept sorted by group, so that pass is a run of straight SIMD loops (``exp`` and ``log1p``
 from :mod:`groupfx.engines.vector_math`), several times cheaper per unit than scalar libm calls or vectorised
 NumPy (measured in ``benchmarks/kernel_results.md`` and ``benchmarks/design_results.md``).
-It is compiled once by numba and cached on disk, so later runs load it instead of compiling. The kernel is
-used when a model's priors are the defaults (any family: Bernoulli, Binomial, Poisson with its exposure
-offset, Gaussian with ``sigma_y`` last in the vector); other priors go through the PyMC model. Tests hold
-its log-density (up to a constant) and gradient equal to the PyMC model's.
+It is compiled once by numba and cached on disk, so later runs load it instead of compiling. The kernel
+serves any family (Bernoulli, Binomial, Poisson with its exposure offset, Gaussian with ``sigma_y`` last in
+the vector) and reads each named prior from a small table (:func:`prior_table`, one row per parameter: a
+code and two numbers), so it serves every prior that table expresses: Normal(mu, sigma) on the location
+parameters, Exponential(lam), HalfNormal(sigma), Gamma(alpha, beta) or HalfStudentT(nu, sigma) on the
+scales (sampled on the log scale with the Jacobian). Other priors go through the PyMC model. Tests hold its
+log-density (up to a constant) and gradient equal to the PyMC model's, under the default priors and under
+drawn ones.
 
 On two-way data (a period beside the group, :attr:`GroupedData.two_way`) the units stay sorted by group and
 each unit's period is gathered: ``d[t]`` is the period part (free intercepts ``at`` with the first period's
@@ -43,7 +47,7 @@ from groupfx.data.grouped import GroupedData
 from groupfx.engines import unit_pass
 from groupfx.models.builders import MODELS, ModelSpec, get_spec
 from groupfx.models.families import FAMILIES, Family, get_family
-from groupfx.models.priors import DEFAULT_PRIORS, Prior
+from groupfx.models.priors import DEFAULT_PRIORS, SCALE_PARAMETERS, Prior
 
 NAIVE, FIXED, MULTILEVEL, MUNDLAK, LATENT = range(5)
 BERNOULLI, BINOMIAL, POISSON, GAUSSIAN = (unit_pass.BERNOULLI, unit_pass.BINOMIAL, unit_pass.POISSON,
@@ -72,8 +76,9 @@ SERVED_MODELS = tuple(name for name, spec in MODELS.items() if kernel_kind(spec)
 def supported(
     model: str, family: str | Family, priors: Mapping[str, Prior], data: GroupedData | None = None
 ) -> bool:
-    """Whether the fused kernel serves this model: the default priors, and (given ``data``) a y the family
-    can hold (any other y goes to the PyMC model, whose likelihood refuses it with a clear error)."""
+    """Whether the fused kernel serves this model: every prior it reads one the kernel's prior table
+    expresses (:func:`prior_row`), and (given ``data``) a y the family can hold (any other y goes to the
+    PyMC model, whose likelihood refuses it with a clear error)."""
     family = family if isinstance(family, Family) else FAMILIES.get(family)
     spec = MODELS.get(model)
     if family is None or spec is None or kernel_kind(spec) is None:
@@ -82,8 +87,94 @@ def supported(
         return False  # one period: no period part to speak of; the PyMC model says what it makes of it
     used = (spec.priors_used if data is None else spec.priors_read(data)) + family.noise_parameters
     return (data is None or _valid_outcome(family, data)) and all(
-        priors.get(name, DEFAULT_PRIORS[name]) == DEFAULT_PRIORS[name] for name in used
+        prior_row(name, priors.get(name, DEFAULT_PRIORS[name])) is not None for name in used
     )
+
+
+PRIOR_PARAMETERS = ("a0", "a", "abar", "tau", "bxy", "bzy", "buy", "bux", "ax", "sigma", "sigma_y", "at",
+                    "tau_t", "bvy", "bpy", "bvx")  # fmt: skip
+"""The rows of the kernel's prior table (:func:`prior_table`): every named prior a served model may read."""
+(P_A0, P_A, P_ABAR, P_TAU, P_BXY, P_BZY, P_BUY, P_BUX, P_AX, P_SIGMA, P_SIGMA_Y, P_AT, P_TAU_T, P_BVY, P_BPY,
+ P_BVX) = range(len(PRIOR_PARAMETERS))  # fmt: skip
+NORMAL, EXPONENTIAL, HALF_NORMAL, GAMMA, HALF_STUDENT_T = range(5)
+"""The codes of the distributions the kernel expresses: Normal(mu, sigma) for the location parameters;
+Exponential(lam), HalfNormal(sigma), Gamma(alpha, beta) and HalfStudentT(nu, sigma) for the scales (each
+sampled on the log scale, with its Jacobian)."""
+PRIOR_COLUMNS = 3
+"""The columns of the prior table: the distribution's code, then its two numbers (``mu, sigma``; ``lam, 0``;
+``sigma, 0``; ``alpha, beta`` as PyMC's Gamma has them; ``nu, sigma``)."""
+
+
+def _numbers(parameters: Mapping[str, float], allowed: set[str]) -> dict[str, float] | None:
+    if not set(parameters) <= allowed:
+        return None
+    return {name: float(value) for name, value in parameters.items()}
+
+
+def _spread(numbers: Mapping[str, float], precision: str) -> float | None:
+    """A standard deviation given as ``sigma`` or as the precision ``tau``/``lam`` (1 when neither)."""
+    if "sigma" in numbers and precision in numbers:
+        return None
+    return 1.0 / np.sqrt(numbers[precision]) if precision in numbers else numbers.get("sigma", 1.0)
+
+
+def prior_row(name: str, prior: Prior) -> tuple[float, float, float] | None:
+    """The prior table's row for parameter ``name`` under ``prior`` (code and two numbers), or None where
+    the kernel cannot express it (the PyMC model serves it then).
+
+    A location parameter takes a Normal (``mu``, and ``sigma`` or ``tau``); a scale parameter
+    (:data:`~groupfx.models.priors.SCALE_PARAMETERS`) an Exponential (``lam`` or ``scale``), a HalfNormal
+    (``sigma`` or ``tau``), a Gamma (``alpha, beta`` or ``mu, sigma``) or a HalfStudentT (``nu``, and
+    ``sigma`` or ``lam``).
+    """
+    kind, given = prior.distribution, prior.parameters
+    if name not in SCALE_PARAMETERS:
+        numbers = _numbers(given, {"mu", "sigma", "tau"}) if kind == "Normal" else None
+        spread = None if numbers is None else _spread(numbers, "tau")
+        return None if spread is None else (float(NORMAL), numbers.get("mu", 0.0), spread)
+    if kind == "Exponential":
+        numbers = _numbers(given, {"lam", "scale"})
+        if numbers is None or len(numbers) != 1:
+            return None
+        return (float(EXPONENTIAL), numbers["lam"] if "lam" in numbers else 1.0 / numbers["scale"], 0.0)
+    if kind == "HalfNormal":
+        numbers = _numbers(given, {"sigma", "tau"})
+        spread = None if numbers is None else _spread(numbers, "tau")
+        return None if spread is None else (float(HALF_NORMAL), spread, 0.0)
+    if kind == "Gamma":
+        numbers = _numbers(given, {"alpha", "beta", "mu", "sigma"})
+        if numbers is not None and set(numbers) == {"alpha", "beta"}:
+            return (float(GAMMA), numbers["alpha"], numbers["beta"])
+        if numbers is not None and set(numbers) == {"mu", "sigma"}:
+            mu, sigma = numbers["mu"], numbers["sigma"]
+            return (float(GAMMA), mu * mu / (sigma * sigma), mu / (sigma * sigma))
+        return None
+    if kind == "HalfStudentT":
+        numbers = _numbers(given, {"nu", "sigma", "lam"})
+        spread = None if numbers is None or "nu" not in numbers else _spread(numbers, "lam")
+        return None if spread is None else (float(HALF_STUDENT_T), numbers["nu"], spread)
+    return None
+
+
+def prior_table(priors: Mapping[str, Prior] | None = None, read: tuple[str, ...] = ()) -> np.ndarray:
+    """The kernel's prior table, ``(len(PRIOR_PARAMETERS), PRIOR_COLUMNS)`` float64: each parameter's row
+    (:func:`prior_row`) under ``priors`` (the defaults where a name is absent).
+
+    Raises
+    ------
+    ValueError
+        Where a parameter the model reads has a prior the kernel cannot express (a parameter it does
+        not read keeps its default's row).
+    """
+    priors = priors or {}
+    table = np.zeros((len(PRIOR_PARAMETERS), PRIOR_COLUMNS))
+    for i, name in enumerate(PRIOR_PARAMETERS):
+        prior = priors.get(name, DEFAULT_PRIORS[name])
+        row = prior_row(name, prior)
+        if row is None and name in read:
+            raise ValueError(f"the fused kernel cannot express the prior {prior.describe()} of {name}")
+        table[i] = row if row is not None else prior_row(name, DEFAULT_PRIORS[name])
+    return table
 
 
 def has_period_part(kind: int | None, data: GroupedData) -> bool:
@@ -441,16 +532,63 @@ def _squares(theta, at, length):
 
 @numba.njit(nogil=True, cache=True)
 def _group_slopes_grad(grad, theta, at, resid, covariates):
-    """Gradient of the Normal(0, 1) slopes ``theta[at:at + J]`` of group-level ``covariates`` (G, J)."""
+    """Gradient of the likelihood by the slopes ``theta[at:at + J]`` of group-level ``covariates`` (G, J)
+    (their prior's is added where the prior is, :func:`_normal_prior`)."""
     for j in range(covariates.shape[1]):
-        total = -theta[at + j]
+        total = 0.0
         for gi in range(covariates.shape[0]):
             total += resid[gi] * covariates[gi, j]
         grad[at + j] += total
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _normal(priors, row, x):
+    """Log-density (less its constant) and derivative of the location parameter ``x`` under row ``row`` of
+    the prior table: Normal(mu, sigma)."""
+    d = x - priors[row, 1]
+    sigma = priors[row, 2]
+    q = d / sigma
+    return -0.5 * q * q, -d / (sigma * sigma)
+
+
+@numba.njit(nogil=True, cache=True)
+def _normal_prior(priors, row, theta, grad, at, length):
+    """Add the gradient of the Normal prior ``row`` of ``theta[at:at + length]`` to ``grad``; returns the
+    log-density's share."""
+    lp = 0.0
+    for i in range(length):
+        value, slope = _normal(priors, row, theta[at + i])
+        lp += value
+        grad[at + i] += slope
+    return lp
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", inline="always")
+def _log_scale(priors, row, log_s):
+    """Log-density (less its constant) and derivative of a scale's ``log_s = log s`` under row ``row`` of the
+    prior table, with the Jacobian ``log s``: Exponential(lam), HalfNormal(sigma), Gamma(alpha, beta) or
+    HalfStudentT(nu, sigma) of ``s``."""
+    s = np.exp(log_s)
+    code = priors[row, 0]
+    if code == EXPONENTIAL:
+        lam = priors[row, 1]
+        return -lam * s + log_s, -lam * s + 1.0
+    if code == HALF_NORMAL:
+        q = s / priors[row, 1]
+        return -0.5 * q * q + log_s, -q * q + 1.0
+    if code == GAMMA:
+        alpha, beta = priors[row, 1], priors[row, 2]
+        return alpha * log_s - beta * s, alpha - beta * s
+    nu, spread = priors[row, 1], priors[row, 2]  # HALF_STUDENT_T
+    q = s / spread
+    q = q * q / nu
+    return -0.5 * (nu + 1.0) * np.log1p(q) + log_s, -(nu + 1.0) * q / (1.0 + q) + 1.0
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, shares, n_t, x_sum_t, cells):
+def _period_terms(
+    theta, grad, kind, table, priors, c, d, shifts, shifts_grad, xbar_t, shares, n_t, x_sum_t, cells
+):
     """The period blocks' log-prior (and the latent shift's measurement of x) at ``theta``: fills the
     period part ``d`` (T,), adds the Mundlak shares' term to ``c`` (G,), the latent shifts ``w`` to
     ``shifts`` (K, T) and their measurement's gradient to ``shifts_grad``; the gradient of the terms that
@@ -459,20 +597,19 @@ def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, s
     n_groups = c.shape[0]
     rest = n_times - 1
     lp = 0.0
-    if kind == FIXED:  # at ~ Normal(0, 10), the first period's intercept 0
+    if kind == FIXED:  # at by its prior, the first period's intercept 0
         at_at = table[AT, START]
+        lp += _normal_prior(priors, P_AT, theta, grad, at_at, rest)
         for ti in range(rest):
-            a = theta[at_at + ti]
-            lp += -0.5 * a * a / 100.0
-            grad[at_at + ti] += -a / 100.0
-            d[ti + 1] = a
-    elif table[F, START] >= 0:  # tau_t ~ Exponential(1) on the log scale; f ~ ZeroSumNormal(tau_t)
+            d[ti + 1] = theta[at_at + ti]
+    elif table[F, START] >= 0:  # tau_t by its prior on the log scale; f ~ ZeroSumNormal(tau_t)
         tau_at, f_at = table[LOG_TAU_T, START], table[F, START]
         log_tau = theta[tau_at]
         tau = np.exp(log_tau)
         squares = _squares(theta, f_at, rest)
-        lp += -tau + log_tau - rest * log_tau - 0.5 * squares / (tau * tau)
-        grad[tau_at] += -tau + 1.0 - rest + squares / (tau * tau)
+        prior_lp, prior_grad = _log_scale(priors, P_TAU_T, log_tau)
+        lp += prior_lp - rest * log_tau - 0.5 * squares / (tau * tau)
+        grad[tau_at] += prior_grad - rest + squares / (tau * tau)
         for i in range(rest):
             grad[f_at + i] += -theta[f_at + i] / (tau * tau)
         _zero_sum_extend(theta, f_at, rest, d, 0)
@@ -480,41 +617,41 @@ def _period_terms(theta, grad, kind, table, c, d, shifts, shifts_grad, xbar_t, s
         tau_at, f_at = table[LOG_TAU_T, START], table[F_Z, START]
         log_tau = theta[tau_at]
         tau = np.exp(log_tau)
-        lp += -tau + log_tau - 0.5 * _squares(theta, f_at, rest)
-        grad[tau_at] += -tau + 1.0
+        prior_lp, prior_grad = _log_scale(priors, P_TAU_T, log_tau)
+        lp += prior_lp - 0.5 * _squares(theta, f_at, rest)
+        grad[tau_at] += prior_grad
         for i in range(rest):
             grad[f_at + i] += -theta[f_at + i]
         _zero_sum_extend(theta, f_at, rest, d, 0)
         for ti in range(n_times):
             d[ti] *= tau
     bvy_at = table[BVY, START]
-    if kind == MUNDLAK:  # bvy ~ Normal(0, 1) on the period means of x; bpy ~ Normal(0, 5) on the shares
+    if kind == MUNDLAK:  # bvy on the period means of x, bpy on the shares, each by its prior
+        lp += _normal_prior(priors, P_BVY, theta, grad, bvy_at, n_x)
         for k in range(n_x):
             b = theta[bvy_at + k]
-            lp += -0.5 * b * b
-            grad[bvy_at + k] += -b
             for ti in range(n_times):
                 d[ti] += b * xbar_t[ti, k]
         bpy_at = table[BPY, START]
         if bpy_at >= 0:
+            lp += _normal_prior(priors, P_BPY, theta, grad, bpy_at, rest)
             for j in range(rest):
                 b = theta[bpy_at + j]
-                lp += -0.5 * b * b / 25.0
-                grad[bpy_at + j] += -b / 25.0
                 for gi in range(n_groups):
                     c[gi] += b * shares[gi, j]
     if kind == LATENT:
         bvx_at, w_at = table[LOG_BVX, START], table[W, START]
         m_at, sigma_at = table[M, START], table[LOG_SIGMA, START]
+        lp += _normal_prior(priors, P_BVY, theta, grad, bvy_at, n_x)
         for k in range(n_x):
-            # bvx ~ HalfNormal(1) on the log scale, w ~ ZeroSumNormal(bvx), bvy ~ Normal(0, 1)
+            # bvx by its prior on the log scale, w ~ ZeroSumNormal(bvx), bvy by its prior
             log_bvx = theta[bvx_at + k]
             bvx = np.exp(log_bvx)
             b = theta[bvy_at + k]
             squares = _squares(theta, w_at + k * rest, rest)
-            lp += -0.5 * bvx * bvx + log_bvx - rest * log_bvx - 0.5 * squares / (bvx * bvx) - 0.5 * b * b
-            grad[bvx_at + k] += -bvx * bvx + 1.0 - rest + squares / (bvx * bvx)
-            grad[bvy_at + k] += -b
+            prior_lp, prior_grad = _log_scale(priors, P_BVX, log_bvx)
+            lp += prior_lp - rest * log_bvx - 0.5 * squares / (bvx * bvx)
+            grad[bvx_at + k] += prior_grad - rest + squares / (bvx * bvx)
             for i in range(rest):
                 grad[w_at + k * rest + i] += -theta[w_at + k * rest + i] / (bvx * bvx)
             _zero_sum_extend(theta, w_at + k * rest, rest, shifts[k], 0)
@@ -589,11 +726,11 @@ def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # a zero scale gives inf, not an exception
-def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset,
+def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset,
                t, xbar_t, shares, n_t, x_sum_t, cells):  # fmt: skip
     """Log-density and gradient at ``theta``; every block's place is read from ``table``
-    (:attr:`KernelLayout.table`). ``t`` and the period arrays are empty (``xbar_t`` of 0 rows) where the
-    predictor has no period part."""
+    (:attr:`KernelLayout.table`) and every named prior from ``priors`` (:func:`prior_table`). ``t`` and
+    the period arrays are empty (``xbar_t`` of 0 rows) where the predictor has no period part."""
     n_x, n_units = xt.shape
     n_z = z.shape[1]
     grad = np.zeros_like(theta)
@@ -612,36 +749,39 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
     )
     if kind == NAIVE:
         a0 = theta[a0_at]
-        lp += -0.5 * a0 * a0
+        lp += _normal_prior(priors, P_A0, theta, grad, a0_at, 1)
         c[:] = a0
     elif kind == FIXED:
+        lp += _normal_prior(priors, P_A, theta, grad, a_at, n_groups)
         for gi in range(n_groups):
-            a = theta[a_at + gi]
-            lp += -0.5 * a * a / 100.0
-            c[gi] = a
+            c[gi] = theta[a_at + gi]
     else:
+        lp += _normal_prior(priors, P_ABAR, theta, grad, abar_at, 1)
         abar = theta[abar_at]
         log_tau = theta[tau_at]
         tau = np.exp(log_tau)
-        lp += -0.5 * abar * abar - tau + log_tau
+        prior_lp, prior_grad = _log_scale(priors, P_TAU, log_tau)
+        lp += prior_lp
+        grad[tau_at] += prior_grad
         for gi in range(n_groups):
             e = theta[e_at + gi]
             lp += -0.5 * e * e
             c[gi] = abar + tau * e
-    for k in range(n_x):
-        lp += -0.5 * theta[bxy_at + k] ** 2
+    lp += _normal_prior(priors, P_BXY, theta, grad, bxy_at, n_x)
+    lp += _normal_prior(priors, P_BZY, theta, grad, bzy_at, n_z)
     for j in range(n_z):
         b = theta[bzy_at + j]
-        lp += -0.5 * b * b
         for gi in range(n_groups):
             c[gi] += b * z[gi, j]
     if kind == MUNDLAK:
+        lp += _normal_prior(priors, P_BUY, theta, grad, buy_at, n_x)
         for k in range(n_x):
             b = theta[buy_at + k]
-            lp += -0.5 * b * b
             for gi in range(n_groups):
                 c[gi] += b * xbar[gi, k]
     if kind == LATENT:
+        lp += _normal_prior(priors, P_BUY, theta, grad, buy_at, n_x)
+        lp += _normal_prior(priors, P_AX, theta, grad, ax_at, n_x)
         for k in range(n_x):
             buy = theta[buy_at + k]
             log_bux = theta[bux_at + k]
@@ -649,11 +789,11 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
             ax = theta[ax_at + k]
             log_sigma = theta[sigma_at + k]
             sigma = np.exp(log_sigma)
-            lp += -0.5 * buy * buy - 0.5 * bux * bux + log_bux - 0.5 * ax * ax - sigma + log_sigma
-            grad[bux_at + k] += -bux * bux + 1.0
-            grad[ax_at + k] += -ax
-            grad[sigma_at + k] += -sigma + 1.0
-            grad[buy_at + k] += -buy
+            bux_lp, bux_grad = _log_scale(priors, P_BUX, log_bux)
+            sigma_lp, sigma_grad = _log_scale(priors, P_SIGMA, log_sigma)
+            lp += bux_lp + sigma_lp
+            grad[bux_at + k] += bux_grad
+            grad[sigma_at + k] += sigma_grad
             inv_var = 1.0 / (sigma * sigma)
             for gi in range(n_groups):
                 m = theta[m_at + gi * n_x + k]
@@ -675,8 +815,8 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
     shifts = np.zeros((n_x, n_times))  # the latent period shift w
     shifts_grad = np.zeros((n_x, n_times))
     if n_times > 0:
-        lp += _period_terms(theta, grad, kind, table, c, period, shifts, shifts_grad, xbar_t, shares, n_t,
-                            x_sum_t, cells)  # fmt: skip
+        lp += _period_terms(theta, grad, kind, table, priors, c, period, shifts, shifts_grad, xbar_t, shares,
+                            n_t, x_sum_t, cells)  # fmt: skip
     # --- one pass over the units, group by group -----------------------------------------------------
     sigma_y_at = table[LOG_SIGMA_Y, START]
     log_sigma_y = theta[sigma_y_at] if family == GAUSSIAN else 0.0
@@ -686,20 +826,21 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
         family, theta[bxy_at : bxy_at + n_x], c, period, xt, y, starts, t, trials, offset, inv_var_y
     )
     lp += unit_lp
-    if family == GAUSSIAN:  # the likelihood's scale term and sigma_y ~ Exponential(1) on log scale
-        lp += -0.5 * squares * inv_var_y - n_units * log_sigma_y - sigma_y + log_sigma_y
-        grad[sigma_y_at] += squares * inv_var_y - n_units - sigma_y + 1.0
-    # --- chain rule back to the parameters ---------------------------------------------------------
+    if family == GAUSSIAN:  # the likelihood's scale term and sigma_y by its prior on the log scale
+        prior_lp, prior_grad = _log_scale(priors, P_SIGMA_Y, log_sigma_y)
+        lp += -0.5 * squares * inv_var_y - n_units * log_sigma_y + prior_lp
+        grad[sigma_y_at] += squares * inv_var_y - n_units + prior_grad
+    # --- chain rule back to the parameters (the priors' gradient is in already) ----------------------
     for k in range(n_x):
-        grad[bxy_at + k] += gx[k] - theta[bxy_at + k]
+        grad[bxy_at + k] += gx[k]
     _group_slopes_grad(grad, theta, bzy_at, resid, z)
     if kind == NAIVE:
-        grad[a0_at] += resid.sum() - theta[a0_at]
+        grad[a0_at] += resid.sum()
     elif kind == FIXED:
         for gi in range(n_groups):
-            grad[a_at + gi] += resid[gi] - theta[a_at + gi] / 100.0
+            grad[a_at + gi] += resid[gi]
     else:
-        s_abar = -theta[abar_at]
+        s_abar = 0.0
         s_tau = 0.0
         for gi in range(n_groups):
             e = theta[e_at + gi]
@@ -707,7 +848,7 @@ def _logp_grad(theta, kind, family, table, xt, y, starts, z, xbar, ss, n, n_grou
             s_tau += resid[gi] * e
             grad[e_at + gi] += resid[gi] * tau - e
         grad[abar_at] += s_abar
-        grad[tau_at] += s_tau * tau - tau + 1.0
+        grad[tau_at] += s_tau * tau
     if kind == MUNDLAK:
         _group_slopes_grad(grad, theta, buy_at, resid, xbar)
     if kind == LATENT:
@@ -809,10 +950,19 @@ class FusedModel:
     ``precision="float32"`` keeps the unit-level data in single precision and runs the per-unit pass in
     float32 lanes (sums stay float64): about 1.7x faster per unit, with the log-density off by about
     1e-7 of its size. Group-level work and the returned gradient stay float64.
+
+    ``priors`` (by name, the defaults where absent) fill the kernel's prior table (:func:`prior_table`);
+    a prior the model reads that the table cannot express raises ``ValueError`` (:func:`supported` says
+    which models the kernel serves).
     """
 
     def __init__(
-        self, model: str, data: GroupedData, family: str | Family = "bernoulli", precision: str = "float64"
+        self,
+        model: str,
+        data: GroupedData,
+        family: str | Family = "bernoulli",
+        precision: str = "float64",
+        priors: Mapping[str, Prior] | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r}).")
@@ -827,6 +977,9 @@ class FusedModel:
         )  # fmt: skip
         """The one :class:`KernelLayout` of the vector and of the expanded draws."""
         self.kind = self.layout.kind
+        spec = get_spec(model)
+        self.priors = prior_table(priors, spec.priors_read(data) + self.family.noise_parameters)
+        """The kernel's prior table (:func:`prior_table`) of ``priors`` (the defaults where absent)."""
         self.n_dim = self.layout.n_params
         self.order = np.argsort(data.group, kind="stable")
         """The kernel's unit order: the data's rows sorted by group."""
@@ -876,9 +1029,9 @@ class FusedModel:
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
         a = self.arrays
-        return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, a.xt, a.y, a.starts,
-                          a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset, a.t, a.xbar_t, a.shares,
-                          a.time_sizes, a.x_sum_t, a.cells)  # fmt: skip
+        return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, self.priors, a.xt,
+                          a.y, a.starts, a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset, a.t,
+                          a.xbar_t, a.shares, a.time_sizes, a.x_sum_t, a.cells)  # fmt: skip
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""

@@ -5,9 +5,10 @@ takes the GIL, boxes the point into an array and dispatches the numba kernel, an
 is a large share of the sampler's time, and that serialises the chains on the GIL. nutpie's own PyMC path
 instead calls a numba ``cfunc`` through a pointer. This module builds such cfuncs around
 :func:`groupfx.engines.kernels._logp_grad` and :func:`groupfx.engines.kernels.expand_into`, reading the
-model's arrays and its layout table (:class:`groupfx.engines.kernels.KernelLayout`) through a small table of
-addresses (``user_data``), so the compiled code holds no data and numba caches it on disk. The
-model object is nutpie's ``CompiledPyMCModel`` filled with these callbacks.
+model's arrays, its layout table (:class:`groupfx.engines.kernels.KernelLayout`) and its prior table
+(:func:`groupfx.engines.kernels.prior_table`) through a small table of addresses (``user_data``), so the
+compiled code holds no data and numba caches it on disk. The model object is nutpie's ``CompiledPyMCModel``
+filled with these callbacks.
 
 Tests hold the callbacks equal, bit for bit, to :class:`groupfx.engines.kernels.FusedModel`'s methods, and a
 fit through them equal in distribution to one through the PyMC model. What this saves against Python
@@ -23,13 +24,15 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from groupfx.engines import kernels
-from groupfx.engines.kernels import N_COLUMNS, SLOTS, FusedModel
+from groupfx.engines.kernels import N_COLUMNS, PRIOR_COLUMNS, PRIOR_PARAMETERS, SLOTS, FusedModel
 
-# user_data: the addresses and sizes of the kernel's arrays and of its layout table, one uint64 each
+# user_data: the addresses and sizes of the kernel's arrays, of its layout table and of its prior table,
+# one uint64 each
 (XT, N_X, N_UNITS, Y, STARTS, N_GROUPS, Z, N_Z, XBAR, SS, SIZES, TRIALS, OFFSET, KIND, FAMILY, TABLE, T,
- N_TIMES, XBAR_T, SHARES, TIME_SIZES, X_SUM_T, CELLS) = range(23)  # fmt: skip
-USER_DATA_LENGTH = 23
+ N_TIMES, XBAR_T, SHARES, TIME_SIZES, X_SUM_T, CELLS, PRIORS) = range(24)  # fmt: skip
+USER_DATA_LENGTH = 24
 N_SLOTS = len(SLOTS)
+N_PRIORS = len(PRIOR_PARAMETERS)
 
 LOGP_SIGNATURE = types.int64(
     types.uint64, types.CPointer(types.double), types.CPointer(types.double), types.CPointer(types.double),
@@ -74,6 +77,7 @@ def _logp_into(dim, x_, out_, logp_, ud, xt, y, trials, offset):
         np.int64(ud[KIND]),
         np.int64(ud[FAMILY]),
         numba.carray(_i64_pointer(ud[TABLE]), (N_SLOTS, N_COLUMNS)),
+        numba.carray(_f64_pointer(ud[PRIORS]), (N_PRIORS, PRIOR_COLUMNS)),
         xt,
         y,
         numba.carray(_i64_pointer(ud[STARTS]), (n_groups + 1,)),
@@ -135,18 +139,21 @@ LOGP = {"float64": _logp_float64, "float32": _logp_float32}
 
 
 def user_data(fused: FusedModel) -> np.ndarray:
-    """The table of addresses the callbacks read; valid while ``fused.arrays`` and ``fused.layout`` live."""
+    """The table of addresses the callbacks read; valid while ``fused.arrays``, ``fused.layout`` and
+    ``fused.priors`` live."""
     a = fused.arrays
     table = np.zeros(USER_DATA_LENGTH, dtype=np.uint64)
     for slot, array in ((XT, a.xt), (Y, a.y), (STARTS, a.starts), (Z, a.z), (XBAR, a.xbar), (SS, a.ss),
                         (SIZES, a.sizes), (TRIALS, a.trials), (OFFSET, a.offset), (TABLE, fused.layout.table),
                         (T, a.t), (XBAR_T, a.xbar_t), (SHARES, a.shares), (TIME_SIZES, a.time_sizes),
-                        (X_SUM_T, a.x_sum_t), (CELLS, a.cells)):  # fmt: skip
+                        (X_SUM_T, a.x_sum_t), (CELLS, a.cells), (PRIORS, fused.priors)):  # fmt: skip
         if not array.flags.c_contiguous:  # FusedModel makes them so
             raise ValueError("the kernel's arrays must be C-contiguous")
         table[slot] = array.ctypes.data
     if a.t.dtype != np.int32 or fused.layout.table.shape[1] != N_COLUMNS:
         raise ValueError("the period codes must be int32 and the layout table N_COLUMNS wide")
+    if fused.priors.dtype != np.float64 or fused.priors.shape != (N_PRIORS, PRIOR_COLUMNS):
+        raise ValueError("the prior table must be float64, one row per named prior")
     table[N_X], table[N_UNITS] = a.xt.shape
     table[N_GROUPS], table[N_Z] = a.n_groups, a.z.shape[1]
     table[KIND], table[FAMILY] = fused.kind, fused.family.kernel_code
@@ -178,7 +185,8 @@ def compile_native(fused: FusedModel):
         compiled_logp_func=logp,
         compiled_expand_func=expand,
         initial_point_func=fused.initial_point,
-        shared_data={"arrays": fused.arrays, "layout": fused.layout.table},  # keeps the addresses valid
+        # keeps the addresses valid
+        shared_data={"arrays": fused.arrays, "layout": fused.layout.table, "priors": fused.priors},
         user_data=table,
         n_expanded=slices[-1].stop,
         shape_info=(names, slices, shapes),

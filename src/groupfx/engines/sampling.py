@@ -55,9 +55,9 @@ class SamplerSettings:
         diagonal above (see :func:`uses_low_rank`).
     precision : str
         ``"float64"`` (default) or ``"float32"``: the precision of the per-unit work in the fused kernels
-        (default priors only). Single precision is about 1.5x faster per unit and moves the log-density by
-        about 1e-8 of its size (up to 5e-7 for Poisson; ``benchmarks/kernel_results.md``); the sums and the
-        draws stay float64.
+        (priors they express only). Single precision is about 1.5x faster per unit and moves the
+        log-density by about 1e-8 of its size (up to 5e-7 for Poisson; ``benchmarks/kernel_results.md``);
+        the sums and the draws stay float64.
     backend : str
         ``"numba"`` (default): groupfx's fused kernels where they serve the model, else the PyMC model
         compiled by numba; all on the CPU. ``"jax"``: the PyMC model compiled to JAX, on JAX's default

@@ -4,9 +4,9 @@
 returns an :class:`Engine`:
 
 - :class:`FusedEngine` (``kind == "fused"``) where groupfx's fused kernel expresses the model (the five
-  strategies with their default priors, a y the family can hold) and the backend is numba: nutpie samples
-  the kernel through C callbacks (:mod:`groupfx.engines.native`), nothing is compiled per model, and LOO
-  and the expected outcome are the kernel's closed forms;
+  strategies with priors the kernel's prior table expresses, a y the family can hold) and the backend is
+  numba: nutpie samples the kernel through C callbacks (:mod:`groupfx.engines.native`), nothing is compiled
+  per model, and LOO and the expected outcome are the kernel's closed forms;
 - :class:`GraphEngine` (``kind == "graph"``) otherwise: the PyMC model, compiled by nutpie with the numba
   or the JAX backend. Where the kernel could express the model but the backend is JAX, LOO and the expected
   outcome still take the kernel's closed forms (equal to the graph's, and cheaper).
@@ -147,7 +147,9 @@ class FusedEngine(Engine):
 
     def compile(self) -> FusedEngine:
         if self._compiled is None:  # the callbacks are cached on disk: this lays out the data only
-            self._kernel = kernels.FusedModel(self.model, self.data, self.family, self.settings.precision)
+            self._kernel = kernels.FusedModel(
+                self.model, self.data, self.family, self.settings.precision, self.priors
+            )
             self._compiled = native.compile_native(self._kernel)
         return self
 
@@ -233,8 +235,8 @@ def choose_engine(
     """Choose how ``model`` is run on ``data``: the fused kernel or the PyMC graph.
 
     The fused kernel runs where it expresses the model (:func:`groupfx.engines.kernels.supported`: the five
-    strategies, the default priors, a y the family can hold) and the backend is numba; anything else runs
-    the PyMC graph on the settings' backend. Nothing is compiled here.
+    strategies, priors its prior table expresses, a y the family can hold) and the backend is numba;
+    anything else runs the PyMC graph on the settings' backend. Nothing is compiled here.
 
     Parameters
     ----------
@@ -268,7 +270,7 @@ def choose_engine(
     if settings.precision != "float64" and not fused:
         raise InputError(
             f"{spec.label}: precision={settings.precision!r} needs the fused kernel, which serves the five"
-            " models with the default priors on the numba backend; this model, these priors or the"
+            " models with priors it expresses on the numba backend; this model, these priors or the"
             f" {settings.backend} backend run in float64 (drop the option)."
         )
     kind = FusedEngine if fused else GraphEngine

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
+from groupfx.engines import kernels
 from groupfx.models.families import get_family
 from groupfx.models.priors import DEFAULT_PRIORS
 from groupfx.results.effects import flat_draws, unit_data
@@ -130,52 +131,66 @@ def posterior_predictive_check(
     return PredictiveCheck(observed, sums / sizes, calibration)
 
 
-def _default_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
-    """Draws of ``names`` from the default priors with NumPy, shaped as ``pm.draw`` gives them.
+def _numpy_draws(row: np.ndarray, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+    """Draws from one row of the fused kernel's prior table (:func:`groupfx.engines.kernels.prior_row`)."""
+    code, first, second = int(row[0]), float(row[1]), float(row[2])
+    if code == kernels.NORMAL:
+        return rng.normal(first, second, size)
+    if code == kernels.EXPONENTIAL:
+        return rng.exponential(1 / first, size)
+    if code == kernels.HALF_NORMAL:
+        return np.abs(rng.normal(0, first, size))
+    if code == kernels.GAMMA:
+        return rng.gamma(first, 1 / second, size)
+    if code == kernels.HALF_STUDENT_T:
+        return np.abs(second * rng.standard_t(first, size))
+    raise ValueError(f"no NumPy draw for the prior code {code}")
 
-    For the models the fused kernels serve: each parameter's prior is its :data:`DEFAULT_PRIORS` entry
-    (Normal, Exponential or HalfNormal), ``e`` is standard normal, and so is the latent ``u`` (``m ~
-    Normal(ax, bux)`` makes ``(m - ax) / bux`` standard normal whatever ``ax`` and ``bux``). On two-way data
-    the pooled period intercepts ``f`` are ``ZeroSumNormal(tau_t)`` (a normal less its mean over the periods,
-    with ``tau_t`` drawn from its prior, the same draws where ``tau_t`` is asked for too), and the latent
-    period shift ``v = (w / bvx)'`` is ``ZeroSumNormal(1)`` over the periods of each x, whatever ``bvx``.
+
+def _kernel_prior_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
+    """Draws of ``names`` from the fit's priors with NumPy, shaped as ``pm.draw`` gives them.
+
+    For the models the fused kernels serve: each named parameter's prior is the fit's, one the kernel's
+    prior table expresses (Normal, Exponential, HalfNormal, Gamma or HalfStudentT), ``e`` is standard
+    normal, and so is the latent ``u`` (``m ~ Normal(ax, bux)`` makes ``(m - ax) / bux`` standard normal
+    whatever ``ax`` and ``bux``). On two-way data the pooled period intercepts ``f`` are
+    ``ZeroSumNormal(tau_t)`` (a normal less its mean over the periods, with ``tau_t`` drawn from its prior,
+    the same draws where ``tau_t`` is asked for too), and the latent period shift ``v = (w / bvx)'`` is
+    ``ZeroSumNormal(1)`` over the periods of each x, whatever ``bvx``.
     """
     data, rng = fit.data, np.random.default_rng(seed)
+    priors = fit.priors
     rest = max(data.n_times - 1, 0)
     shapes = {"a": (data.n_groups,), "e": (data.n_groups,), "u": (data.n_groups, data.n_x),
               "bxy": (data.n_x,), "buy": (data.n_x,), "bzy": (data.n_z,), "at": (rest,), "bpy": (rest,),
-              "bvy": (data.n_x,), "bvx": (data.n_x,), "f": (data.n_times,),
-              "v": (data.n_times, data.n_x)}  # fmt: skip
+              "bvy": (data.n_x,), "bvx": (data.n_x,), "bux": (data.n_x,), "ax": (data.n_x,),
+              "sigma": (data.n_x,), "f": (data.n_times,), "v": (data.n_times, data.n_x)}  # fmt: skip
     order = ["tau_t", *(name for name in names if name != "tau_t")] if "f" in names else names
     values = {}
     for name in order:
         size = (draws, *shapes.get(name, ()))
-        prior = DEFAULT_PRIORS.get(name)
         if name in ("f", "v"):  # zero-sum normals: over the periods (axis 1 of both)
             normal = rng.standard_normal(size)
             normal -= normal.mean(axis=1, keepdims=True)
             values[name] = normal * values["tau_t"][:, None] if name == "f" else normal
-        elif prior is None:  # e and u
+        elif name not in DEFAULT_PRIORS:  # e and u
             values[name] = rng.standard_normal(size)
-        elif prior.distribution == "Normal":
-            values[name] = rng.normal(prior.parameters["mu"], prior.parameters["sigma"], size)
-        elif prior.distribution == "Exponential":
-            values[name] = rng.exponential(1 / prior.parameters["lam"], size)
-        elif prior.distribution == "HalfNormal":
-            values[name] = np.abs(rng.normal(0, prior.parameters["sigma"], size))
-        else:  # a default prior of another kind would need its own line here
-            raise ValueError(f"no NumPy draw for the default prior of {name!r} ({prior.distribution})")
+        else:
+            row = kernels.prior_row(name, priors.get(name, DEFAULT_PRIORS[name]))
+            if row is None:
+                raise ValueError(f"the fused kernel expresses no prior {priors[name].describe()} of {name}")
+            values[name] = _numpy_draws(np.asarray(row), rng, size)
     return {name: values[name] for name in names}
 
 
 def prior_parameter_draws(fit: Fit, names: list[str], draws: int, seed: int) -> dict[str, np.ndarray]:
     """``draws`` draws of the parameters ``names`` from the fit's priors, ``(draws, ...)`` each.
 
-    With NumPy where the fused kernels serve the model (the default priors), else with ``pm.draw`` from
-    the PyMC model (which compiles its forward sampler).
+    With NumPy where the fused kernels serve the model (priors its prior table expresses), else with
+    ``pm.draw`` from the PyMC model (which compiles its forward sampler).
     """
-    if fit.engine().closed_form:  # the fused kernel's model: the default priors, drawn with NumPy
-        return _default_prior_draws(fit, names, draws, seed)
+    if fit.engine().closed_form:  # the fused kernel's model: priors it expresses, drawn with NumPy
+        return _kernel_prior_draws(fit, names, draws, seed)
     model = fit.pymc_model()
     values = pm.draw([model[name] for name in names], draws=draws, random_seed=seed)
     return {name: np.asarray(value) for name, value in zip(names, values, strict=True)}
