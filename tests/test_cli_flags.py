@@ -98,7 +98,12 @@ def bxy_mean(read: dict[str, object], label: str) -> float:
 @pytest.fixture(scope="module")
 def table(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("table") / "small.csv"
-    groupfx.simulate(n_groups=6, n_units=240, seed=8).to_frame().to_csv(path, index=False)
+    frame = groupfx.simulate(n_groups=6, n_units=240, seed=8).to_frame()
+    # two units far out in x against the trend (bxy > 0): each alone informs its fit, so Pareto k > 0.7
+    # whatever the draws (the Pareto-k test's premise, which tiny draws alone meet only by chance)
+    frame.loc[238, ["x", "y"]] = (7.0, 0)
+    frame.loc[239, ["x", "y"]] = (-7.0, 1)
+    frame.to_csv(path, index=False)
     return path
 
 

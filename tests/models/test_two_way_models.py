@@ -128,8 +128,15 @@ def test_wage_panel_reproduces_wooldridge_example_14_4():
     # Wooldridge, Introductory Econometrics, Example 14.4: married .047 (.018), union .080 (.019)
     assert ols.loc[["married", "union"], "estimate"].round(3).tolist() == [0.047, 0.080]
     assert ols.loc[["married", "union"], "se"].round(3).tolist() == [0.018, 0.019]
-    fits = groupfx.fit_all(data, ["fixed", "mundlak"], family="gaussian", priors=WIDE, draws=1000, tune=1000,
-                           chains=2, warn=False)  # fmt: skip
+    # Mundlak's level abar and the coefficients of the group and period means (expersq's are about 30 and
+    # more) form a ridge that wide priors leave open (R-hat 1.57 measured): those three keep the defaults,
+    # which move bxy by well under one MCSE here
+    mundlak_priors = WIDE | {name: DEFAULT_PRIORS[name] for name in ("abar", "buy", "bvy")}
+    fits = {
+        name: groupfx.fit(data, name, family="gaussian", priors=priors, draws=1000, tune=1000, chains=2,
+                          warn=False)
+        for name, priors in (("fixed", WIDE), ("mundlak", mundlak_priors))
+    }  # fmt: skip
     for result in fits.values():
         assert_centred_on(result, ols["estimate"])
         # with a Gaussian likelihood and flat-enough priors the posterior sd is the classical se
