@@ -24,11 +24,10 @@ import groupfx
 from groupfx.data.grouped import GroupedData
 from groupfx.engines import kernels, native
 from groupfx.engines.kernels import FusedModel
-from groupfx.models.builders import get_spec
-from groupfx.models.families import get_family
 from groupfx.models.priors import DEFAULT_PRIORS, SCALE_PARAMETERS, Prior
 
-from .test_kernel_two_way import POINTS, RENAMED, _points, panel, panels
+from . import test_kernel_two_way as two_way
+from .test_kernel_two_way import POINTS, _points, panel, panels
 
 GOLDEN = {
     ("one-way", "naive"): (
@@ -137,31 +136,7 @@ HalfNormal, Gamma or HalfStudentT with random parameters on each scale."""
 
 
 def assert_kernel_equals_the_pymc_model(name: str, data: GroupedData, family: str, priors, thetas) -> None:
-    model = get_spec(name).build(data, {**DEFAULT_PRIORS, **priors}, get_family(family))  # valid by drawing
-    fused = FusedModel(name, data, family, priors=priors)
-    initial = model.initial_point()
-    logp, dlogp = model.compile_logp(jacobian=True), model.compile_dlogp(jacobian=True)
-    value_names = [v.name for v in model.value_vars]
-    sizes = [int(np.prod(np.shape(initial[v]))) for v in value_names]
-    differences, scale = [], 1.0
-    for theta in thetas:
-        value, gradient = fused.logp_grad(theta)
-        point = {}
-        for block in fused.layout.blocks:
-            if RENAMED.get(block.name, block.name) in initial:
-                point[RENAMED.get(block.name, block.name)] = theta[block.slice].reshape(
-                    np.shape(initial[RENAMED.get(block.name, block.name)])
-                )
-        assert set(point) == set(initial)
-        differences.append(value - logp(point))
-        scale = max(scale, abs(value))
-        parts = dict(zip(value_names, np.split(dlogp(point), np.cumsum(sizes)[:-1]), strict=True))
-        expected = np.zeros(fused.n_dim)
-        for block in fused.layout.blocks:
-            if block.size:
-                expected[block.slice] = np.ravel(parts[RENAMED.get(block.name, block.name)])
-        np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=1e-9 * (1 + np.abs(expected).max()))
-    assert np.ptp(differences) < 1e-10 * scale  # equal up to the normalising constants
+    two_way.assert_kernel_equals_the_pymc_model(name, data, family, thetas, priors=priors)
 
 
 FAST_EXAMPLES = {"naive": 2, "fixed": 2, "multilevel": 2, "mundlak": 2, "latent": 1}

@@ -26,7 +26,7 @@ from groupfx.engines.expected import ExpectedOutcome
 from groupfx.engines.kernels import FusedModel
 from groupfx.models.builders import build_model, get_spec
 from groupfx.models.families import get_family
-from groupfx.models.priors import resolve_priors
+from groupfx.models.priors import DEFAULT_PRIORS, resolve_priors
 from tests.engines.callbacks import assert_callbacks_equal_the_kernel
 
 FAMILIES = ("bernoulli", "binomial", "poisson", "gaussian")
@@ -143,10 +143,14 @@ def _largest_eta(fused: FusedModel, theta: np.ndarray) -> float:
     return float(np.abs(eta).max())
 
 
-def assert_kernel_equals_the_pymc_model(name: str, data: GroupedData, family: str, thetas) -> None:
-    model = build_model(name, data, family=family)
-    fused = FusedModel(name, data, family)
-    assert fused.layout.two_way == (name != "naive")
+def assert_kernel_equals_the_pymc_model(
+    name: str, data: GroupedData, family: str, thetas, priors: dict | None = None
+) -> None:
+    """The kernel's log-density differences and gradient at ``thetas`` equal the PyMC model's, both under
+    ``priors`` (the defaults where left out; drawn priors are valid by their drawing, so not re-checked)."""
+    model = get_spec(name).build(data, {**DEFAULT_PRIORS, **(priors or {})}, get_family(family))
+    fused = FusedModel(name, data, family, priors=priors)
+    assert fused.layout.two_way == (name != "naive" and data.two_way)
     initial = model.initial_point()
     logp, dlogp = model.compile_logp(jacobian=True), model.compile_dlogp(jacobian=True)
     value_names = [v.name for v in model.value_vars]
