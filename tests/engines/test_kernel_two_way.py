@@ -117,7 +117,9 @@ def _points(fused: FusedModel, point: tuple[int, float], count: int = 3) -> list
 
 
 def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
-    """The PyMC model's value variables at the kernel's point ``theta``, block by block."""
+    """The PyMC model's value variables at the kernel's point ``theta``, block by block (the between slopes
+    turned back into the PyMC model's coefficients)."""
+    theta = fused.model_values(theta)
     point = {}
     for block in fused.layout.blocks:
         name = RENAMED.get(block.name, block.name)
@@ -167,6 +169,7 @@ def assert_kernel_equals_the_pymc_model(
         for block in fused.layout.blocks:
             if block.size:
                 expected[block.slice] = np.ravel(parts[RENAMED.get(block.name, block.name)])
+        expected = fused.gradient_from_model(theta, expected)
         np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=1e-9 * (1 + np.abs(expected).max()))
     assert np.ptp(differences) < 1e-10 * scale  # equal up to the normalising constants
 

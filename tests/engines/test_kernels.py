@@ -19,6 +19,7 @@ RENAMED = {
 
 
 def _pymc_point(fused: FusedModel, theta: np.ndarray, initial: dict) -> dict:
+    theta = fused.model_values(theta)  # the between slopes back to the PyMC model's coefficients
     point = {}
     for block in fused.layout.blocks:
         name = RENAMED.get(block.name, block.name)
@@ -65,6 +66,7 @@ def test_kernel_equals_the_pymc_model(name, table, tables):
         for block in fused.layout.blocks:
             if block.size:
                 expected[block.slice] = np.ravel(parts[RENAMED.get(block.name, block.name)])
+        expected = fused.gradient_from_model(theta, expected)
         np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=1e-9)
     assert np.ptp(differences) < 1e-8  # equal up to the normalising constants
     names, shapes, _ = fused.expanded()
@@ -305,3 +307,36 @@ def test_the_layouts_variables_are_the_pymc_models_and_what_the_sampler_returns(
         for variable, shape in variables.items():
             assert trace.posterior[variable].shape[2:] == shape, (name, variable)
             assert trace.posterior[variable].dims[2:] == model.named_vars_to_dims.get(variable, ())
+
+
+@pytest.mark.parametrize("name", ["mundlak", "latent"])
+def test_the_proxies_blocks_hold_between_slopes_and_the_map_back_is_exact(name, tables):
+    """The proxy blocks hold between slopes (``buy + bxy``; ``buy + bxy bux`` for the latent u); the map to
+    the PyMC model's values gives ``buy`` back, the expanded draws say the same, and the chain rule through
+    the map is the transpose of its Jacobian (checked against central differences)."""
+    data, family = tables["two x, two z"]
+    fused = FusedModel(name, data, family)
+    assert fused.layout["buy"].between and fused.layout.table[kernels.BUY, kernels.BETWEEN] == 1
+    rng = np.random.default_rng(11)
+    theta = rng.normal(0, 0.5, fused.n_dim)
+    values = fused.model_values(theta)
+    between, bxy = theta[fused.layout.slice("buy")], theta[fused.layout.slice("bxy")]
+    loading = np.exp(theta[fused.layout.slice("log_bux")]) if name == "latent" else 1.0
+    np.testing.assert_allclose(values[fused.layout.slice("buy")], between - bxy * loading, rtol=1e-14)
+    np.testing.assert_allclose(fused.expand(theta)["buy"], between - bxy * loading, rtol=1e-14)
+    others = np.ones(fused.n_dim, dtype=bool)
+    others[fused.layout.slice("buy")] = False
+    np.testing.assert_array_equal(values[others], theta[others])
+    weights = rng.normal(size=fused.n_dim)  # d/dtheta of weights . model_values(theta)
+    step = 1e-6
+    numeric = np.array(
+        [
+            weights
+            @ (fused.model_values(theta + step * unit) - fused.model_values(theta - step * unit))
+            / (2 * step)
+            for unit in np.eye(fused.n_dim)
+        ]
+    )
+    np.testing.assert_allclose(fused.gradient_from_model(theta, weights), numeric, rtol=1e-7, atol=1e-8)
+    old = kernels.KernelLayout.of(get_spec(name), data.n_groups, data.n_x, data.n_z, between=False)
+    assert not old["buy"].between and old.n_params == fused.layout.n_params

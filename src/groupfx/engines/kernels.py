@@ -264,11 +264,13 @@ SLOTS = ("a0", "a", "abar", "log_tau", "e", "bxy", "bzy", "buy", "log_bux", "ax"
 ``v`` (variables of the expanded draws only; so is ``f`` where the block is its non-centred ``f_z``)."""
 (A0, A, ABAR, LOG_TAU, E, BXY, BZY, BUY, LOG_BUX, AX, LOG_SIGMA, M, U, LOG_SIGMA_Y, AT, LOG_TAU_T, F, BVY,
  BPY, LOG_BVX, W, V, F_Z) = range(len(SLOTS))  # fmt: skip
-START, STOP, OUT, LOG, ZERO_SUM = range(5)
+START, STOP, OUT, LOG, ZERO_SUM, BETWEEN = range(6)
 """The columns of :attr:`KernelLayout.table`: start and stop in the unconstrained vector, start in the
-expanded draws, 1 where the variable is the exponential of the block, and 1 where it is the zero-sum
-extension of the block's rows (T - 1 free values to T; -1 in all where absent)."""
-N_COLUMNS = 5
+expanded draws, 1 where the variable is the exponential of the block, 1 where it is the zero-sum
+extension of the block's rows (T - 1 free values to T), and 1 where the block holds the between slope of
+a proxy (its variable plus ``bxy``, times ``bux`` or ``bvx`` for a latent proxy; see
+:class:`KernelLayout`; -1 in all where absent)."""
+N_COLUMNS = 6
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,10 @@ class Block:
     zero_sum : bool
         Whether the variable sums to zero along its last axis and the block holds PyMC's unconstrained
         values of it (``ZeroSumTransform``: one fewer per row than the variable).
+    between : bool
+        Whether the block holds the between slope of a proxy of U rather than the variable itself
+        (``buy + bxy`` for the group means of x, ``buy + bxy bux`` for the latent u; the same for ``bvy``
+        on the period side): see :class:`KernelLayout`.
     """
 
     name: str
@@ -302,6 +308,7 @@ class Block:
     dims: tuple[str, ...]
     log: bool = False
     zero_sum: bool = False
+    between: bool = False
 
     @property
     def slice(self) -> slice:
@@ -343,6 +350,16 @@ class KernelLayout:
         latent v    log bvx[K], w[K, T - 1 free of T], bvy[K]  (v = (w / bvx)', expanded after w; two-way)
         noise       log sigma_y (Gaussian), last
 
+    The proxies' blocks hold their between slopes, not their coefficients: ``buy + bxy`` for the group
+    means of x (the slope of the groups' intercepts on their means of x), ``buy + bxy bux`` for the latent
+    u, and the same for ``bvy`` with the period means (``bvx`` for the latent shift). The Mundlak model
+    identifies ``bxy`` from the variation within groups and ``buy + bxy`` from that between them, so the
+    two are nearly independent in the posterior, while ``buy`` and ``bxy`` are strongly correlated (a
+    diagonal mass matrix does not see that: with thousands of groups the sampler took many more steps per
+    draw). The change of variables has Jacobian 1 and the priors stay on ``buy`` and ``bvy``, so the
+    posterior is the same; the expanded draws give ``buy`` and ``bvy`` (:func:`expand_into`), and
+    :meth:`FusedModel.model_values` maps a vector to the PyMC model's values.
+
     Attributes
     ----------
     kind : int
@@ -350,7 +367,7 @@ class KernelLayout:
     blocks : tuple of Block
         In the vector's order; they tile ``0 .. n_params``.
     table : numpy.ndarray
-        ``(len(SLOTS), N_COLUMNS)`` int64: per slot its ``START, STOP, OUT, LOG, ZERO_SUM`` (see
+        ``(len(SLOTS), N_COLUMNS)`` int64: per slot its ``START, STOP, OUT, LOG, ZERO_SUM, BETWEEN`` (see
         :data:`SLOTS`), what the numba code reads.
     n_times : int
         Periods of the predictor's period part (0 where it has none: one-way data, the naive model).
@@ -371,10 +388,12 @@ class KernelLayout:
         noise_parameters: tuple[str, ...] = (),
         n_times: int = 0,
         period_shares: bool = False,
+        between: bool = True,
     ) -> KernelLayout:
         """The layout of strategy ``spec`` for data of these sizes and a family with these noise parameters
         (each last in the vector, on the log scale); ``n_times`` periods (0: one-way data) of a panel
-        whose Mundlak group part holds the ``period_shares`` or not."""
+        whose Mundlak group part holds the ``period_shares`` or not; ``between`` samples the proxies'
+        between slopes (the default) rather than their coefficients."""
         kind = kernel_kind(spec)
         if kind is None:
             raise ValueError(f"no fused kernel expresses the {spec.name!r} model")
@@ -385,10 +404,10 @@ class KernelLayout:
         group, x_var, rest = ("group",), ("x_var",), ("period_rest",)
         blocks: list[Block] = []
 
-        def add(name, variable, shape, dims, log=False, zero_sum=False):
+        def add(name, variable, shape, dims, log=False, zero_sum=False, between=False):
             at = blocks[-1].stop if blocks else 0
             size = int(np.prod(shape)) // shape[-1] * (shape[-1] - 1) if zero_sum else int(np.prod(shape))
-            blocks.append(Block(name, variable, at, at + size, shape, dims, log, zero_sum))
+            blocks.append(Block(name, variable, at, at + size, shape, dims, log, zero_sum, between))
 
         if spec.intercepts == "single":
             add("a0", "a0", (), ())
@@ -409,9 +428,9 @@ class KernelLayout:
             else:  # non-centred beside a stand-in for the shocks: f = tau_t f_z
                 add("f_z", "f_z", (n_times,), ("time",), zero_sum=True)
         if spec.group_proxy is not None:
-            add("buy", "buy", (n_x,), x_var)
+            add("buy", "buy", (n_x,), x_var, between=between)
         if n_times and kind == MUNDLAK:
-            add("bvy", "bvy", (n_x,), x_var)
+            add("bvy", "bvy", (n_x,), x_var, between=between)
             if period_shares:
                 add("bpy", "bpy", (n_times - 1,), rest)
         if spec.latent_group_variable is not None:
@@ -422,7 +441,7 @@ class KernelLayout:
             if n_times:
                 add("log_bvx", "bvx", (n_x,), x_var, log=True)
                 add("w", "w", (n_x, n_times), ("x_var", "time"), zero_sum=True)
-                add("bvy", "bvy", (n_x,), x_var)
+                add("bvy", "bvy", (n_x,), x_var, between=between)
         for name in noise_parameters:
             add(f"log_{name}", name, (), (), log=True)
         table = np.full((len(SLOTS), N_COLUMNS), -1, dtype=np.int64)
@@ -430,7 +449,7 @@ class KernelLayout:
         for block in blocks:
             if block.name not in SLOTS:
                 raise ValueError(f"the kernels have no slot for the block {block.name!r}")
-            row = (block.start, block.stop, out, int(block.log), int(block.zero_sum))
+            row = (block.start, block.stop, out, int(block.log), int(block.zero_sum), int(block.between))
             table[SLOTS.index(block.name)] = row
             out += block.variable_size
             if block.name == "m":  # u = (m - ax) / bux follows m in the expanded draws
@@ -552,6 +571,41 @@ def _normal(priors, row, x):
 
 
 @numba.njit(nogil=True, cache=True)
+def _proxy_slope(theta, grad, table, slot, priors, row, k, scale, log_scale_at):
+    """Coefficient ``k`` of the proxy block ``slot`` (``buy`` or ``bvy``) and its Normal prior ``row``
+    (log-density added to the return, gradient to ``grad``): the block itself, or where it holds the between
+    slope (column ``BETWEEN``) that slope less ``bxy_k`` times ``scale`` (1, or a latent proxy's loading,
+    the exponential of ``theta[log_scale_at]``; ``log_scale_at`` < 0 for 1). Returns
+    ``(coefficient, log-density)``."""
+    at = table[slot, START] + k
+    value = theta[at]
+    bxy_at = table[BXY, START] + k
+    between = table[slot, BETWEEN] == 1
+    if between:
+        value -= theta[bxy_at] * scale
+    lp, slope = _normal(priors, row, value)
+    grad[at] += slope
+    if between:
+        grad[bxy_at] -= slope * scale
+        if log_scale_at >= 0:
+            grad[log_scale_at] -= slope * theta[bxy_at] * scale
+    return value, lp
+
+
+@numba.njit(nogil=True, cache=True)
+def _proxy_chain_rule(grad, theta, table, slot, k, total, scale, log_scale_at):
+    """Add the likelihood's derivative ``total`` by coefficient ``k`` of proxy block ``slot`` (times the
+    proxy: the sum over groups or periods of residual times proxy) to the block and, where it holds the
+    between slope, to ``bxy_k`` (times ``-scale``) and the loading's log (``log_scale_at`` >= 0)."""
+    grad[table[slot, START] + k] += total
+    if table[slot, BETWEEN] == 1:
+        bxy_at = table[BXY, START] + k
+        grad[bxy_at] -= total * scale
+        if log_scale_at >= 0:
+            grad[log_scale_at] -= total * theta[bxy_at] * scale
+
+
+@numba.njit(nogil=True, cache=True)
 def _normal_prior(priors, row, theta, grad, at, length):
     """Add the gradient of the Normal prior ``row`` of ``theta[at:at + length]`` to ``grad``; returns the
     log-density's share."""
@@ -625,11 +679,10 @@ def _period_terms(
         _zero_sum_extend(theta, f_at, rest, d, 0)
         for ti in range(n_times):
             d[ti] *= tau
-    bvy_at = table[BVY, START]
     if kind == MUNDLAK:  # bvy on the period means of x, bpy on the shares, each by its prior
-        lp += _normal_prior(priors, P_BVY, theta, grad, bvy_at, n_x)
         for k in range(n_x):
-            b = theta[bvy_at + k]
+            b, prior_lp = _proxy_slope(theta, grad, table, BVY, priors, P_BVY, k, 1.0, -1)
+            lp += prior_lp
             for ti in range(n_times):
                 d[ti] += b * xbar_t[ti, k]
         bpy_at = table[BPY, START]
@@ -642,12 +695,12 @@ def _period_terms(
     if kind == LATENT:
         bvx_at, w_at = table[LOG_BVX, START], table[W, START]
         m_at, sigma_at = table[M, START], table[LOG_SIGMA, START]
-        lp += _normal_prior(priors, P_BVY, theta, grad, bvy_at, n_x)
         for k in range(n_x):
             # bvx by its prior on the log scale, w ~ ZeroSumNormal(bvx), bvy by its prior
             log_bvx = theta[bvx_at + k]
             bvx = np.exp(log_bvx)
-            b = theta[bvy_at + k]
+            b, bvy_lp = _proxy_slope(theta, grad, table, BVY, priors, P_BVY, k, bvx, bvx_at + k)
+            lp += bvy_lp
             squares = _squares(theta, w_at + k * rest, rest)
             prior_lp, prior_grad = _log_scale(priors, P_BVX, log_bvx)
             lp += prior_lp - rest * log_bvx - 0.5 * squares / (bvx * bvx)
@@ -703,7 +756,7 @@ def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_
             total = 0.0
             for ti in range(n_times):
                 total += resid_t[ti] * xbar_t[ti, k]
-            grad[bvy_at + k] += total
+            _proxy_chain_rule(grad, theta, table, BVY, k, total, 1.0, -1)
         bpy_at = table[BPY, START]
         if bpy_at >= 0:
             for j in range(rest):
@@ -714,14 +767,16 @@ def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_
     if kind == LATENT:
         bvx_at, w_at = table[LOG_BVX, START], table[W, START]
         for k in range(n_x):
-            b = theta[bvy_at + k]
             bvx = np.exp(theta[bvx_at + k])
+            b = theta[bvy_at + k]
+            if table[BVY, BETWEEN] == 1:
+                b -= theta[table[BXY, START] + k] * bvx
             total = 0.0
             for ti in range(n_times):
                 total += resid_t[ti] * shifts[k, ti]
                 shifts_grad[k, ti] += resid_t[ti] * b / bvx
-            grad[bvy_at + k] += total / bvx
             grad[bvx_at + k] += -b * total / bvx
+            _proxy_chain_rule(grad, theta, table, BVY, k, total / bvx, bvx, bvx_at + k)
             _zero_sum_pullback(shifts_grad[k], grad, w_at + k * rest)
 
 
@@ -740,7 +795,7 @@ def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n
     tau = 0.0
     a0_at, a_at, abar_at, tau_at, e_at = (table[A0, START], table[A, START], table[ABAR, START],
                                           table[LOG_TAU, START], table[E, START])  # fmt: skip
-    bxy_at, bzy_at, buy_at = table[BXY, START], table[BZY, START], table[BUY, START]
+    bxy_at, bzy_at = table[BXY, START], table[BZY, START]
     bux_at, ax_at, sigma_at, m_at = (
         table[LOG_BUX, START],
         table[AX, START],
@@ -774,18 +829,20 @@ def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n
         for gi in range(n_groups):
             c[gi] += b * z[gi, j]
     if kind == MUNDLAK:
-        lp += _normal_prior(priors, P_BUY, theta, grad, buy_at, n_x)
         for k in range(n_x):
-            b = theta[buy_at + k]
+            b, prior_lp = _proxy_slope(theta, grad, table, BUY, priors, P_BUY, k, 1.0, -1)
+            lp += prior_lp
             for gi in range(n_groups):
                 c[gi] += b * xbar[gi, k]
+    buys = np.zeros(n_x)  # the latent model's buy (its block may hold the between slope)
     if kind == LATENT:
-        lp += _normal_prior(priors, P_BUY, theta, grad, buy_at, n_x)
         lp += _normal_prior(priors, P_AX, theta, grad, ax_at, n_x)
         for k in range(n_x):
-            buy = theta[buy_at + k]
             log_bux = theta[bux_at + k]
             bux = np.exp(log_bux)
+            buy, prior_lp = _proxy_slope(theta, grad, table, BUY, priors, P_BUY, k, bux, bux_at + k)
+            buys[k] = buy
+            lp += prior_lp
             ax = theta[ax_at + k]
             log_sigma = theta[sigma_at + k]
             sigma = np.exp(log_sigma)
@@ -850,19 +907,25 @@ def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n
         grad[abar_at] += s_abar
         grad[tau_at] += s_tau * tau
     if kind == MUNDLAK:
-        _group_slopes_grad(grad, theta, buy_at, resid, xbar)
+        for k in range(n_x):
+            total = 0.0
+            for gi in range(n_groups):
+                total += resid[gi] * xbar[gi, k]
+            _proxy_chain_rule(grad, theta, table, BUY, k, total, 1.0, -1)
     if kind == LATENT:
         for k in range(n_x):
-            buy = theta[buy_at + k]
+            buy = buys[k]
             bux = np.exp(theta[bux_at + k])
             ax = theta[ax_at + k]
+            total = 0.0
             for gi in range(n_groups):
                 m = theta[m_at + gi * n_x + k]
                 u = (m - ax) / bux
-                grad[buy_at + k] += resid[gi] * u
+                total += resid[gi] * u
                 grad[m_at + gi * n_x + k] += resid[gi] * buy / bux
                 grad[ax_at + k] += -resid[gi] * buy / bux
                 grad[bux_at + k] += -resid[gi] * buy * u
+            _proxy_chain_rule(grad, theta, table, BUY, k, total, bux, bux_at + k)
     if n_times > 0:
         _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_grad, xbar_t, shares)
     return lp, grad
@@ -887,6 +950,12 @@ def expand_into(theta, out, table, n_x, n_times):
         else:
             for i in range(stop - start):
                 out[at + i] = theta[start + i]
+    bxy_at = table[BXY, START]
+    for slot, scale_slot in ((BUY, LOG_BUX), (BVY, LOG_BVX)):  # between slopes back to the coefficients
+        if table[slot, START] >= 0 and table[slot, BETWEEN] == 1:
+            for k in range(n_x):
+                scale = np.exp(theta[table[scale_slot, START] + k]) if table[scale_slot, START] >= 0 else 1.0
+                out[table[slot, OUT] + k] -= theta[bxy_at + k] * scale
     u_at = table[U, OUT]
     if u_at >= 0:
         m_at, ax_at, bux_at = table[M, START], table[AX, START], table[LOG_BUX, START]
@@ -1032,6 +1101,36 @@ class FusedModel:
         return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, self.priors, a.xt,
                           a.y, a.starts, a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset, a.t,
                           a.xbar_t, a.shares, a.time_sizes, a.x_sum_t, a.cells)  # fmt: skip
+
+    def _between_blocks(self):
+        """``(proxy block, its x's bxy index, the loading's block or None)`` for each between-slope block."""
+        scales = {"buy": "log_bux", "bvy": "log_bvx"}
+        for block in self.layout.blocks:
+            if block.between:
+                scale = scales[block.name] if scales[block.name] in self.layout else None
+                yield block, self.layout["bxy"], None if scale is None else self.layout[scale]
+
+    def model_values(self, theta: np.ndarray) -> np.ndarray:
+        """The vector of the PyMC model's unconstrained values at ``theta``, in the kernel's block order: each
+        between slope's block (:class:`KernelLayout`) turned back into its coefficient, all else as it is."""
+        values = np.array(theta, dtype=np.float64)
+        for block, bxy, scale in self._between_blocks():
+            loading = 1.0 if scale is None else np.exp(values[scale.slice])
+            values[block.slice] -= values[bxy.slice] * loading
+        return values
+
+    def gradient_from_model(self, theta: np.ndarray, model_gradient: np.ndarray) -> np.ndarray:
+        """The gradient by the kernel's vector at ``theta`` of a function whose gradient by the PyMC model's
+        values (:meth:`model_values`, same order) is ``model_gradient``: the chain rule through that map."""
+        grad = np.array(model_gradient, dtype=np.float64)
+        theta = np.asarray(theta, dtype=np.float64)
+        for block, bxy, scale in self._between_blocks():
+            loading = 1.0 if scale is None else np.exp(theta[scale.slice])
+            by_coefficient = model_gradient[block.slice]
+            grad[bxy.slice] -= by_coefficient * loading
+            if scale is not None:
+                grad[scale.slice] -= by_coefficient * theta[bxy.slice] * loading
+        return grad
 
     def expand(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The constrained parameters (and the latent model's u) named as in the PyMC model."""
