@@ -327,6 +327,7 @@ def test_the_proxies_blocks_hold_between_slopes_and_the_map_back_is_exact(name, 
     others = np.ones(fused.n_dim, dtype=bool)
     others[fused.layout.slice("buy")] = False
     np.testing.assert_array_equal(values[others], theta[others])
+    np.testing.assert_allclose(fused.from_model_values(values), theta, rtol=1e-13, atol=1e-15)
     weights = rng.normal(size=fused.n_dim)  # d/dtheta of weights . model_values(theta)
     step = 1e-6
     numeric = np.array(

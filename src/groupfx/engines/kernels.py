@@ -1119,6 +1119,14 @@ class FusedModel:
             values[block.slice] -= values[bxy.slice] * loading
         return values
 
+    def from_model_values(self, values: np.ndarray) -> np.ndarray:
+        """The kernel's vector whose :meth:`model_values` are ``values`` (the inverse map)."""
+        theta = np.array(values, dtype=np.float64)
+        for block, bxy, scale in self._between_blocks():
+            loading = 1.0 if scale is None else np.exp(theta[scale.slice])
+            theta[block.slice] += theta[bxy.slice] * loading
+        return theta
+
     def gradient_from_model(self, theta: np.ndarray, model_gradient: np.ndarray) -> np.ndarray:
         """The gradient by the kernel's vector at ``theta`` of a function whose gradient by the PyMC model's
         values (:meth:`model_values`, same order) is ``model_gradient``: the chain rule through that map."""
