@@ -26,7 +26,8 @@ killed and becomes a row saying so, as does any other failure.
 Usage: ``python benchmarks/peers_bench.py [--sizes seed,100k] [--only groupfx,bambi,glmer,brms] [--models
 ...] [--merge] [--timeout 3600]``; ``--sizes tiny`` (2,000 units, 2 chains x 200 draws) for a quick check,
 ``1m`` (1,000,000 units in 10,000 groups, the Mundlak model) optional. Writes ``benchmarks/peers_results.md``
-and ``.json``; ``--merge`` keeps the rows of the last JSON that this run does not redo.
+and ``.json``; ``--merge`` keeps the rows of the last JSON that this run does not redo; ``--render`` rewrites
+the page from the JSON alone.
 """
 
 from __future__ import annotations
@@ -819,6 +820,22 @@ def study_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def brms_notes(rows: list[dict]) -> list[str]:
+    """What brms's peak RSS is made of: R's own heap peak beside the largest process."""
+    notes = [
+        f"{LABELS[r['model']]}: R's heap (gc) peaked at {r['r_heap_peak_mib']:,.0f} MiB"
+        for r in rows
+        if r["tool"] == "brms" and r.get("status") == "ok" and r.get("r_heap_peak_mib")
+    ]
+    if not notes:
+        return []
+    return [
+        "",
+        "brms: " + "; ".join(notes) + ". The peak RSS above is the largest process of the run, most likely"
+        " the C++ compiler building the Stan program (rstan compiles each model with g++).",
+    ]
+
+
 def versions_lines(versions: dict) -> list[str]:
     lines = []
     for tool in ("groupfx", "bambi", "glmer", "brms"):
@@ -834,8 +851,9 @@ def render(payload: dict) -> str:
     lines = [
         "# groupfx beside its peers: Bambi + nutpie, lme4, brms",
         "",
-        f"Table written {payload.get('written', '')} (each row's own run time in the JSON) by"
-        f" `{payload.get('command', 'python benchmarks/peers_bench.py')}`.",
+        f"Table written {payload.get('written', '')} (each row's own run time in the JSON) by:",
+        "",
+        *[f"- `{command}`" for command in payload.get("commands", ["python benchmarks/peers_bench.py"])],
         "",
         f"Machine: {machine_line(payload.get('machine', {}))}.",
         "",
@@ -873,6 +891,7 @@ def render(payload: dict) -> str:
         tools = [t for t in TOOLS if any(r["tool"] == t and r.get("status") == "ok" for r in models)]
         if tools:
             lines += ["", "Posterior mean (sd); for lme4 estimate (se):", "", *estimates_table(models, tools)]
+        lines += brms_notes(models)
         ratios = ratio_table(models)
         if ratios:
             lines += [
@@ -926,6 +945,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers-python", default=base_python(), help="Python that makes the peers' venv")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--work", type=Path, default=HERE / "out" / "peers")
+    parser.add_argument("--render", action="store_true", help="only rewrite the page from the JSON")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
@@ -959,18 +979,29 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_path(args.json) as tmp:
             tmp.write_text(json.dumps(result), encoding="utf-8")
         return 0
+    json_path = args.out.with_suffix(".json")
+    if args.render:
+        payload = read_json(json_path)
+        if payload is None:
+            print(f"peers_bench: error: no results JSON at {json_path}", file=sys.stderr)
+            return 2
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(render(payload), encoding="utf-8")
+        print(f"wrote {args.out}")
+        return 0
     runner = Runner(args)
     runner.all()
     rows, versions = runner.rows, runner.versions
-    json_path = args.out.with_suffix(".json")
+    command = "python benchmarks/peers_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    commands = [command.strip()]
     previous = read_json(json_path) if args.merge else None
     if previous:
         rows = merge_rows(previous.get("rows", []), rows)
         versions = previous.get("versions", {}) | versions
-    command = "python benchmarks/peers_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        commands = previous.get("commands", []) + commands
     payload = {
         "written": stamp(),
-        "command": command.strip(),
+        "commands": commands,
         "machine": current_machine(),
         "versions": versions,
         "rows": sorted(rows, key=model_order),

@@ -4,6 +4,7 @@ no network, nothing installed)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -204,3 +205,19 @@ def test_arguments_checked(bench):
         bench.parse_args(["--only", "stata"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--sizes", "huge"])
+
+
+def test_render_only_rewrites_the_page_from_the_json(bench, tmp_path):
+    out = tmp_path / "peers_results.md"
+    assert bench.main(["--render", "--out", str(out)]) == 2  # no JSON yet: an error, nothing written
+    assert not out.exists()
+    rows = [ok_row(bench, "groupfx", "naive", fit_s=1.0), ok_row(bench, "bambi", "naive", fit_s=10.0)]
+    payload = {
+        "commands": ["python benchmarks/peers_bench.py --sizes seed", "python ... --merge"],
+        "rows": rows,
+    }
+    out.with_suffix(".json").write_text(json.dumps(payload))
+    assert bench.main(["--render", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "- `python benchmarks/peers_bench.py --sizes seed`" in text and "- `python ... --merge`" in text
+    assert "| Naive | Bambi + nutpie | 0.10 |" in text
