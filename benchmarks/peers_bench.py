@@ -998,7 +998,8 @@ def main(argv: list[str] | None = None) -> int:
     if previous:
         rows = merge_rows(previous.get("rows", []), rows)
         versions = previous.get("versions", {}) | versions
-        commands = previous.get("commands", []) + commands
+        earlier = previous.get("commands") or ([previous["command"]] if "command" in previous else [])
+        commands = earlier + commands
     payload = {
         "written": stamp(),
         "commands": commands,
