@@ -291,6 +291,7 @@ def base_row(kind: str, size: Size, tool: str, model: str, settings: dict) -> di
         "model": model,
         **settings,
         "ran": stamp(),
+        "load_avg": round(os.getloadavg()[0], 2),  # 1-minute load average as the row is made
     }
 
 
@@ -886,6 +887,14 @@ def render(payload: dict) -> str:
             f" seed {sample['seed']}.",
             "",
         ]
+        loads = [r["load_avg"] for r in size_rows if r.get("load_avg") is not None]
+        if loads:
+            lines += [
+                f"1-minute load average as each run ended: {min(loads):.1f} to {max(loads):.1f} on"
+                f" {payload.get('machine', {}).get('cores', '?')} cores (other work shared the machine: times"
+                " above a load of the core count are stretched for every tool alike).",
+                "",
+            ]
         models = [r for r in size_rows if r.get("kind") == "model"]
         lines += cost_table(models)
         tools = [t for t in TOOLS if any(r["tool"] == t and r.get("status") == "ok" for r in models)]
