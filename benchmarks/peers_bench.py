@@ -873,8 +873,12 @@ def render(payload: dict) -> str:
         "Bambi's fixed-effects formula is `y ~ 0 + x + C(group)`: z is constant within groups, a linear",
         "combination of the group dummies, so a Bambi user drops it (groupfx keeps bzy, unidentified, under",
         "its prior). Priors are each tool's defaults (Bambi's and brms's weakly informative or flat ones,",
-        "groupfx's of the seed), so the posteriors differ a little. lme4 gives point estimates (Laplace for",
-        "glmer) with standard errors, shown in place of the posterior mean and sd.",
+        "groupfx's of the seed), so the posteriors differ a little, and in one place a lot: Bambi's default",
+        "prior on each group dummy of `y ~ 0 + x + C(group)` is Normal(0, 1) (as `print(bmb.Model(...))`",
+        "shows), against groupfx's Normal(0, 10) on the free intercepts; the intercepts here are near",
+        "a0 + U (a0 = -2, U's sd 1.5), so that prior pulls them in and part of U passes into Bambi's",
+        "fixed-effects bxy. lme4 gives point estimates (Laplace for glmer) with standard errors, shown in",
+        "place of the posterior mean and sd.",
     ]
     for name in [s for s in SIZES if any(r.get("size") == s for r in rows)]:
         size_rows = sorted((r for r in rows if r.get("size") == name), key=model_order)
