@@ -322,12 +322,20 @@ def row_key(row: dict) -> tuple:
 
 
 def finish_row(kind, size, tool, model, settings, measured: Measured, log: Path, result: dict | None) -> dict:
-    """The row of one child run: its measurements and what it wrote, or a failure row saying why."""
-    if measured.killed:
-        return failure_row(kind, size, tool, model, settings, measured.killed, measured=measured)
-    if measured.returncode != 0 or result is None:
-        why = f"exit {measured.returncode}" if measured.returncode != 0 else "no result written"
-        return failure_row(kind, size, tool, model, settings, f"{why}: {log_tail(log)}", measured=measured)
+    """The row of one child run: its measurements and what it wrote, or a failure row saying why (with the
+    sampling numbers of a run that died after sampling, in its LOO)."""
+    if measured.killed or measured.returncode != 0 or result is None:
+        reason = measured.killed
+        if reason is None:
+            why = f"exit {measured.returncode}" if measured.returncode != 0 else "no result written"
+            reason = f"{why}: {log_tail(log)}"
+        if result and result.get("stage") == "loo" and "effects" in result:
+            row = failure_row(
+                kind, size, tool, model, settings, f"in LOO, after sampling: {reason}", measured=measured
+            )
+            kept = ("fit_s", "sample_s", "import_s", "divergences", "steps_per_draw", "effects")
+            return row | {key: result[key] for key in kept if key in result} | {"sampled": True}
+        return failure_row(kind, size, tool, model, settings, reason, measured=measured)
     row = base_row(kind, size, tool, model, settings) | {"status": "ok"}
     row |= {
         "wall_s": measured.wall_s,
@@ -722,6 +730,11 @@ def model_order(row: dict) -> tuple:
     )
 
 
+def has_draws(row: dict) -> bool:
+    """Whether the row has its fit's numbers: a run that finished, or one that died after sampling."""
+    return row.get("status") == "ok" or bool(row.get("sampled"))
+
+
 def cost_table(rows: list[dict]) -> list[str]:
     lines = [
         "| model | tool | status | fit (s) | LOO (s) | process wall (s) | peak RSS (MiB) | steps per draw"
@@ -730,7 +743,7 @@ def cost_table(rows: list[dict]) -> list[str]:
     ]
     for r in rows:
         cells = [LABELS.get(r["model"], r["model"]), TOOL_LABELS.get(r["tool"], r["tool"]), status_text(r)]
-        if r.get("status") != "ok":
+        if not has_draws(r):
             cells += ["", "", fmt(r.get("wall_s"), 1), fmt(r.get("peak_rss_mib")), *[""] * 10]
         else:
             cells += [
@@ -754,7 +767,7 @@ def estimates_table(rows: list[dict], tools: list[str]) -> list[str]:
         "| model | effect | truth | " + " | ".join(TOOL_LABELS[t] for t in tools) + " |",
         "|---|---|---:|" + "---:|" * len(tools),
     ]
-    by = {(r["model"], r["tool"]): r for r in rows if r.get("status") == "ok"}
+    by = {(r["model"], r["tool"]): r for r in rows if has_draws(r)}
     for model in MODELS:
         for effect in EFFECTS:
             cells = []
@@ -777,7 +790,7 @@ def ratio_table(rows: list[dict]) -> list[str]:
     ours = {r["model"]: r for r in rows if r["tool"] == "groupfx" and r.get("status") == "ok"}
     for r in rows:
         g = ours.get(r["model"])
-        if r["tool"] == "groupfx" or r.get("status") != "ok" or g is None:
+        if r["tool"] == "groupfx" or not has_draws(r) or g is None:
             continue
         sampled = r["tool"] not in POINT_ESTIMATES
         cells = [
@@ -901,7 +914,7 @@ def render(payload: dict) -> str:
             ]
         models = [r for r in size_rows if r.get("kind") == "model"]
         lines += cost_table(models)
-        tools = [t for t in TOOLS if any(r["tool"] == t and r.get("status") == "ok" for r in models)]
+        tools = [t for t in TOOLS if any(r["tool"] == t and has_draws(r) for r in models)]
         if tools:
             lines += ["", "Posterior mean (sd); for lme4 estimate (se):", "", *estimates_table(models, tools)]
         lines += brms_notes(models)

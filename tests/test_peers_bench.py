@@ -221,3 +221,25 @@ def test_render_only_rewrites_the_page_from_the_json(bench, tmp_path):
     text = out.read_text()
     assert "- `python benchmarks/peers_bench.py --sizes seed`" in text and "- `python ... --merge`" in text
     assert "| Naive | Bambi + nutpie | 0.10 |" in text
+
+
+def test_run_that_dies_in_loo_keeps_its_sampling_numbers(bench):
+    size = bench.SIZES["100k"]
+    settings = {"draws": 1000, "tune": 1000, "chains": 4, "seed": 42}
+    killed = bench.Measured(returncode=-9, wall_s=569.0, peak_rss_mib=None, tree_peak_mib=16_500.0,
+                            killed="killed at 16.1 GiB resident, over the cap of 16.0 GiB")  # fmt: skip
+    partial = {"stage": "loo", "fit_s": 300.0, "divergences": 0, "steps_per_draw": 4.0,
+               "effects": {"bxy": effect(0.63, 0.006, 3000.0, 1.001)}}  # fmt: skip
+    row = bench.finish_row("model", size, "bambi", "naive", settings, killed, Path("/nonexistent"), partial)
+    assert row["status"] == "failed" and row["reason"].startswith("in LOO, after sampling: killed at 16.1")
+    assert row["sampled"] and row["fit_s"] == 300.0 and "loo_s" not in row
+    groupfx = ok_row(bench, "groupfx", "naive", fit_s=30.0, ess=3000.0, size="100k")
+    text = bench.render({"rows": [groupfx, row]})
+    line = next(line for line in text.splitlines() if line.startswith("| Naive | Bambi + nutpie | failed"))
+    assert "| 300.0 |  | 569.0 |  | 4.0 | 0 | 3,000 | 10.0 |" in line
+    # the posterior is still set beside groupfx's, and the ratios use it (fit 30 / 300; ESS/s 100 / 10)
+    assert "| Naive | bxy (x) | 0 | 0.100 (0.070) | 0.630 (0.006) |" in text
+    assert "| Naive | Bambi + nutpie | 0.10 |  | 10.00 |" in text
+    # a run that died before its sampling was done has nothing but the reason
+    early = bench.finish_row("model", size, "bambi", "naive", settings, killed, Path("/nonexistent"), None)
+    assert not early.get("sampled") and "effects" not in early

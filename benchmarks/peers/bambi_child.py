@@ -59,7 +59,11 @@ def versions() -> dict[str, str]:
     }
 
 
-def fit_one(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> tuple[dict, az.InferenceData]:
+def fit_one(
+    name: str, frame: pd.DataFrame, args: argparse.Namespace, checkpoint
+) -> tuple[dict, az.InferenceData]:
+    """Build, sample, summarise (then ``checkpoint(result)``, so a run that dies in LOO keeps its sampling
+    numbers), then the log-likelihood and LOO."""
     start = time.perf_counter()
     model = bmb.Model(FORMULAS[name], frame, family="bernoulli")
     model.build()
@@ -74,10 +78,6 @@ def fit_one(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> tuple[d
         progressbar=False,
     )
     sample_s = time.perf_counter() - start
-    start = time.perf_counter()
-    model.compute_log_likelihood(idata)  # PyMC's nutpie path ignores idata_kwargs={"log_likelihood": True}
-    loo = az.loo(idata)
-    loo_s = time.perf_counter() - start
     terms = {key: term for key, term in EFFECTS.items() if term in idata.posterior}
     ess = az.ess(idata, var_names=list(terms.values()), method="bulk")
     rhat = az.rhat(idata, var_names=list(terms.values()))
@@ -88,8 +88,6 @@ def fit_one(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> tuple[d
         "build_s": build_s,
         "sample_s": sample_s,
         "fit_s": build_s + sample_s,
-        "loo_s": loo_s,
-        "elpd_loo": float(loo.elpd_loo),
         "divergences": int(stats["diverging"].sum()),
         "steps_per_draw": None if steps is None else float(steps.mean()),
         "effects": {
@@ -103,6 +101,11 @@ def fit_one(name: str, frame: pd.DataFrame, args: argparse.Namespace) -> tuple[d
             for key, term in terms.items()
         },
     }
+    checkpoint(result)
+    start = time.perf_counter()
+    model.compute_log_likelihood(idata)  # PyMC's nutpie path ignores idata_kwargs={"log_likelihood": True}
+    loo = az.loo(idata)
+    result |= {"loo_s": time.perf_counter() - start, "elpd_loo": float(loo.elpd_loo)}
     return result, idata
 
 
@@ -123,27 +126,37 @@ def main(argv: list[str] | None = None) -> int:
     frame["xbar"] = frame.groupby("group")["x"].transform("mean")
     read_s = time.perf_counter() - study_start
     models, idatas = {}, {}
+
+    def write(stage: str, compare_s: float | None = None) -> None:
+        payload = {
+            "stage": stage,
+            "versions": versions(),
+            "import_s": IMPORT_S,
+            "read_s": read_s,
+            "study_s": time.perf_counter() - study_start,
+            "compare_s": compare_s,
+            "units": len(frame),
+            "groups": int(frame["group"].nunique()),
+            "pid": os.getpid(),
+            "models": models,
+        }
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        os.replace(tmp, args.json)
+
     for name in args.models.split(","):
-        models[name], idatas[name] = fit_one(name, frame, args)
+
+        def checkpoint(result: dict, name: str = name) -> None:
+            models[name] = result
+            write("loo")
+
+        models[name], idatas[name] = fit_one(name, frame, args, checkpoint)
     compare_s = None
     if len(idatas) > 1:
         start = time.perf_counter()
         az.compare(idatas, ic="loo")
         compare_s = time.perf_counter() - start
-    payload = {
-        "versions": versions(),
-        "import_s": IMPORT_S,
-        "read_s": read_s,
-        "study_s": time.perf_counter() - study_start,
-        "compare_s": compare_s,
-        "units": len(frame),
-        "groups": int(frame["group"].nunique()),
-        "pid": os.getpid(),
-        "models": models,
-    }
-    tmp = args.json.with_name(f".{args.json.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(tmp, args.json)
+    write("done", compare_s)
     return 0
 
 
