@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import platform
 import sys
 import time
 import warnings
@@ -29,6 +28,7 @@ from groupfx.engines.kernels import FusedModel
 from groupfx.engines.sampling import compile_model
 from groupfx.models.builders import build_model
 from groupfx.util.files import atomic_path
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("naive", "fixed", "multilevel", "mundlak", "latent")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Log-density + gradient per row",
         "",
-        f"Run {stamp} on {platform.machine()}, Python {platform.python_version()}; command `python"
+        f"Run {stamp} on {describe()}; command `python"
         " benchmarks/kernel_bench.py`. Bernoulli family, one x, one z, groups of about 100 units; median of"
         " repeated single-threaded calls divided by N. The NumPy floor evaluates the likelihood part only"
         " (logp, the slope gradient and the per-group residual sums), vectorised. The float32 kernel keeps"

@@ -13,14 +13,13 @@ Usage: ``python benchmarks/levers_bench.py [--units 100000 --groups 1000]``.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 from groupfx.util.files import atomic_path
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 LEVERS = (  # (mass matrix, tune, precision)
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Sampler levers at equal draws",
         "",
-        f"Run {stamp} on {platform.machine()}, {os.cpu_count()} cores; command `python"
+        f"Run {stamp} on {describe()}; command `python"
         f" benchmarks/levers_bench.py` (Mundlak, {args.units:,} units in {args.groups:,} groups,"
         f" {args.chains} chains x {args.draws} draws). ESS is the smallest bulk ESS over"
         f" {', '.join(WATCHED)}; R-hat the largest over every parameter.",

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from groupfx.util.files import atomic_path
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 MODELS = {
@@ -110,8 +109,7 @@ def render(args: argparse.Namespace, seed: dict, ours: dict) -> str:
     lines = [
         "# The seed study: groupfx demo against the seed notebook's computations",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; command `make bench` "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {describe()}; command `make bench` "
         f"(`python benchmarks/run.py {' '.join(settings_args(args))}`).",
         "",
         "Both on the same simulated data and settings, one after the other in one run. The seed's side is",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from groupfx.util.files import atomic_path
+from machine import describe
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
@@ -159,8 +159,7 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
     lines = [
         "# Scale: a million units",
         "",
-        f"Table written {stamp} (each row's own run time in its last column) on {platform.machine()},"
-        f" {os.cpu_count()} cores, Python {platform.python_version()};"
+        f"Table written {stamp} (each row's own run time in its last column) on {describe()};"
         f" command `python benchmarks/scale_bench.py` (`--units {args.units} --groups {args.groups}"
         f" --draws {args.draws} --tune {args.tune} --chains {args.chains}`). Data from the seed's causal"
         " graph (`groupfx.simulate`); each row is one `groupfx.fit` in a fresh process. Targets: sampling"

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import time
 import warnings
@@ -40,6 +38,7 @@ sys.path.insert(0, str(HERE))
 from groupfx.study import tasks as study  # noqa: E402
 from groupfx.study.scenarios import DEFAULT_SCENARIOS, simulate_replicate  # noqa: E402
 from groupfx.study.tasks import StudySettings, Task, run_task  # noqa: E402
+from machine import describe  # noqa: E402
 from seed_notebook import mundlak_model_fn  # noqa: E402
 
 
@@ -86,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = f"""# Study benchmark: compile once and swap data, against refitting
 
-Run {stamp} on {platform.machine()}, {os.cpu_count()} cores, Python
-{platform.python_version()}; command `make bench` (`python benchmarks/study_bench.py --replicates
+Run {stamp} on {describe()}; command `make bench` (`python benchmarks/study_bench.py --replicates
 {args.replicates}`). Seed scenario, Mundlak model, {args.replicates} replicates one after another on one
 core, each fit {settings.chains} chains x ({settings.tune} tuning + {settings.draws} draws) with LOO.
 
