@@ -22,6 +22,7 @@ PARTS = (
     "scale_results.md",
     "study_results.md",
     "levers_results.md",
+    "peers_results.md",
     "design_results.md",
 )
 
