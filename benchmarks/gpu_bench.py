@@ -27,7 +27,10 @@ a row that would start with too little time left is skipped with a note. ``OUT/g
 
 Usage: ``python benchmarks/gpu_bench.py --out OUT [--small] [--budget 420] [--rows ROW ...]`` with
 ``ROW = model:precision:way[:big]`` (way ``nutpie``, ``numpyro`` or ``faster``); ``--small`` runs the same
-plan at 5,000 units (20,000 for the big row), 2 chains x (100 + 100), to check the whole path on a CPU.
+plan at 5,000 units (20,000 for the big row), 2 chains x (100 + 100), to check the whole path on a CPU;
+``--units``, ``--groups``, ``--big-units``, ``--big-groups``, ``--chains``, ``--draws`` and ``--tune``
+override the plan's sizes. ``--warm-up`` imports what the rows need and stops (``gpu_check.sh`` runs it
+first).
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ DEFAULT_ROWS = (
     "mundlak:float32:faster",
     "latent:float32:faster",
 )
-CAPS = {"row": 100.0, "big": 170.0}
-"""Each row's own time limit in seconds (full size), before the budget's remainder caps it further."""
-SMALL_CAPS = {"row": 420.0, "big": 480.0}
+CAPS = {"numpyro": 110.0, "nutpie": 140.0, "faster": 110.0, "big": 170.0}
+"""Each row's own time limit in seconds (full size, by way; ``big`` for the big row), before the budget's
+remainder caps it further."""
+SMALL_CAPS = {"numpyro": 420.0, "nutpie": 420.0, "faster": 420.0, "big": 480.0}
 MIN_START_S = 25.0
 """A row is not started with less than this left of the budget."""
 
@@ -93,7 +97,8 @@ class Row:
 
 def plan(args: argparse.Namespace) -> list[Row]:
     """The rows to run, in order, from ``--rows`` (``model:precision:way[:big]``)."""
-    sizes = SMALL if args.small else FULL
+    sizes = dict(SMALL if args.small else FULL)
+    sizes |= {key: getattr(args, key) for key in sizes if getattr(args, key, None) is not None}
     caps = SMALL_CAPS if args.small else CAPS
     rows = []
     for text in args.rows:
@@ -116,7 +121,7 @@ def plan(args: argparse.Namespace) -> list[Row]:
                 draws=sizes["draws"],
                 tune=sizes["tune"],
                 seed=args.seed,
-                cap_s=caps["big" if big else "row"],
+                cap_s=args.row_limit or caps["big" if big else way],
             )
         )
     return rows
@@ -142,6 +147,54 @@ def faster_way(rows: list[Row]) -> tuple[str, str]:
 
 def _say(text: str) -> None:
     print(f"@phase {text}", flush=True)
+
+
+def jax_compat() -> list[str]:
+    """Put back what PyTensor's JAX backend imports from JAX's private modules where a newer JAX moved it.
+
+    PyTensor 2.38 imports ``scan`` from ``jax._src.lax.control_flow`` (its JAX Scan dispatch, loaded with
+    the backend); the public ``jax.lax.scan`` is the same function. Returns the shims applied (none where
+    JAX still has the name).
+    """
+    import importlib
+    import types
+
+    import jax
+
+    applied = []
+    try:
+        module = importlib.import_module("jax._src.lax.control_flow")
+    except ImportError:
+        module = types.ModuleType("jax._src.lax.control_flow")
+        sys.modules[module.__name__] = module
+    if not hasattr(module, "scan"):
+        module.scan = jax.lax.scan
+        applied.append("jax._src.lax.control_flow.scan = jax.lax.scan")
+    return applied
+
+
+def warm_up() -> int:
+    """Import everything a row imports, once: the bytecode and numba's caches are written here, not in the
+    first row; prints the versions, JAX's devices and any shim applied."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    applied = jax_compat()
+    import jax
+    import numpyro  # noqa: F401
+    import pymc.sampling.jax  # noqa: F401  (loads PyTensor's JAX backend)
+
+    import groupfx
+    import groupfx.inference.engine
+
+    print(f"groupfx {groupfx.__version__} from {groupfx.__file__}")
+    print("versions:", ", ".join(f"{name} {v}" for name, v in _versions().items()))
+    devices = jax.devices()
+    print(f"jax.devices(): {len(devices)}, the first {devices[:2]}")
+    print("shims:", "; ".join(applied) or "none needed")
+    print(f"first import of everything a row needs: {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 class _CompileClock:
@@ -190,6 +243,7 @@ def child(spec: dict) -> dict:
         logging.getLogger(name).setLevel(logging.ERROR)
     _say("importing JAX, PyMC and groupfx")
     clock = _CompileClock()
+    shims = jax_compat()
     import jax
 
     if spec["precision"] == "float32":
@@ -274,6 +328,7 @@ def child(spec: dict) -> dict:
         "ess_bulk": {name: float(ess[name].min()) for name in names},
         "bxy_mean": float(idata.posterior["bxy"].mean()),
         "parameter_dtypes": dtypes,
+        "shims": shims,
         "steps_per_draw": float(stats["n_steps"].mean()),
         "divergences": int(stats["diverging"].sum()),
         "ran": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -412,8 +467,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, help="seconds for all rows (default 420; 1800 with --small)")
     parser.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS), help="model:precision:way[:big]")
     parser.add_argument("--seed", type=int, default=42)
+    for name in ("units", "groups", "big_units", "big_groups", "chains", "draws", "tune"):
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, type=int, help=f"override the plan's {name.replace('_', ' ')}")
+    parser.add_argument("--row-limit", type=float, help="seconds each row may take (default: by way)")
+    parser.add_argument("--warm-up", action="store_true", help="import what the rows need, then stop")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.warm_up:
+        return warm_up()
     if args.child:
         print(f"@result {json.dumps(child(json.loads(args.child)))}", flush=True)
         return 0

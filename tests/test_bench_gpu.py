@@ -31,7 +31,8 @@ def bench():
 
 
 def _args(bench, **overrides) -> argparse.Namespace:
-    values = {"small": False, "rows": list(bench.DEFAULT_ROWS), "seed": 1, "budget": 420.0} | overrides
+    values = {"small": False, "rows": list(bench.DEFAULT_ROWS), "seed": 1, "budget": 420.0, "row_limit": None}
+    values |= overrides
     return argparse.Namespace(**values)
 
 
@@ -165,3 +166,14 @@ def test_a_finished_row_is_in_both_files_as_soon_as_it_ends(bench, monkeypatch, 
         "| mundlak | nutpie | float64 | 1,000,000 / 10,000 | 4 x (1000 + 1000) | ok |"
         in (tmp_path / "gpu_results.md").read_text()
     )
+
+
+def test_the_jax_shim_puts_back_scan_only_where_jax_moved_it(bench, monkeypatch):
+    pytest.importorskip("jax")
+    import jax
+    import jax._src.lax.control_flow as control_flow
+
+    assert bench.jax_compat() == []  # this JAX still has it: nothing touched
+    monkeypatch.delattr(control_flow, "scan")
+    assert bench.jax_compat() == ["jax._src.lax.control_flow.scan = jax.lax.scan"]
+    assert control_flow.scan is jax.lax.scan
