@@ -64,6 +64,26 @@ def test_caches_go_when_one_module_changes_and_stay_otherwise(tmp_path, monkeypa
     assert refresh_stale_caches(root, MODULES) == []
 
 
+def test_a_fresh_install_stamps_the_folder_numba_will_write_to(tmp_path, monkeypatch):
+    """No ``__pycache__`` yet: the stamp goes where numba will put the caches this process compiles, so
+    the next process keeps them (before, it found them unstamped and removed them)."""
+    for module in MODULES:
+        (tmp_path / module).parent.mkdir(exist_ok=True)
+        (tmp_path / module).write_text(f"# {module}\n")
+    monkeypatch.setattr(numba_cache, "_done", set())
+    assert refresh_stale_caches(tmp_path, MODULES) == []
+    folder = numba_cache.numba_folder(tmp_path / MODULES[0])
+    assert folder == tmp_path / "engines" / "__pycache__"  # a writable tree: numba's in-tree folder
+    digest = numba_cache.sources_digest(tmp_path, MODULES)
+    assert (folder / STAMP).read_text().strip() == digest
+    # this process's numba writes its caches there; the next process keeps them
+    package(tmp_path)
+    (tmp_path / "engines" / "callee.py").write_text("# engines/callee.py\n")
+    (tmp_path / "engines" / "caller.py").write_text("# engines/caller.py\n")
+    monkeypatch.setattr(numba_cache, "_done", set())
+    assert refresh_stale_caches(tmp_path, MODULES) == [] and len(cache_files(tmp_path)) == 4
+
+
 def test_the_list_names_every_module_with_cached_numba_code():
     cached = set()
     for path in PACKAGE.rglob("*.py"):

@@ -64,6 +64,28 @@ def cache_folders(source: Path) -> list[Path]:
     return list(dict.fromkeys(folders))
 
 
+def numba_folder(source: Path) -> Path | None:
+    """The folder numba will write the caches of ``source`` to, made now as numba would make it.
+
+    numba takes the first of its cache locators that can make its folder and write there (the in-tree
+    ``__pycache__``, else the user-wide cache); stamping that folder before numba first writes to it keeps
+    the next process from taking the caches this one compiles for stale ones. ``None`` without numba's
+    internals or a folder it can use.
+    """
+    try:
+        from numba.core.caching import CacheImpl
+    except ImportError:
+        return None
+    for locator_class in CacheImpl._locator_classes:
+        try:
+            locator = locator_class.from_function(_probe, str(source))
+        except Exception:
+            continue
+        if locator is not None:
+            return Path(locator.get_cache_path())
+    return None
+
+
 def _probe() -> None:
     """A function for numba's locators, which read a line number from it (not used for the folder)."""
 
@@ -105,7 +127,9 @@ def refresh_stale_caches(root: Path | None = None, modules: Sequence[str] = CACH
                         removed.append(path)
                     except OSError:
                         pass
-    for folder in {folder for module in modules for folder in cache_folders(root / module)}:
+    stamped = {folder for module in modules for folder in cache_folders(root / module)}
+    stamped |= {folder for module in modules if (folder := numba_folder(root / module)) is not None}
+    for folder in stamped:  # numba's own folder too, before it first writes there (a fresh install)
         if folder.is_dir():
             _write_stamp(folder / STAMP, digest)
     return removed
