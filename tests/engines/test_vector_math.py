@@ -55,6 +55,13 @@ def test_log_has_relative_error_below_1e15_over_the_normal_range():
     np.testing.assert_allclose(got[np.abs(want) > 1e-3], want[np.abs(want) > 1e-3], rtol=1e-15)
 
 
+def test_the_exponent_crosses_between_float_and_integer_exactly_over_its_whole_range():
+    """Every power of two the two functions build or read (the integer passes through ``ROUNDING``)."""
+    e = np.arange(-1021, 1023)
+    np.testing.assert_array_equal(_log_all(np.ldexp(1.0, e)), e * np.log(2.0))
+    np.testing.assert_allclose(_exp_all(e * np.log(2.0)), np.ldexp(1.0, e), rtol=1e-13, atol=0)
+
+
 @numba.njit(fastmath=vector_math.FAST, error_model="numpy")
 def _single(values):
     e = np.empty_like(values)
