@@ -61,6 +61,26 @@ def test_psis_matches_arviz_on_heavy_tails_and_flags_them():
     np.testing.assert_allclose(elpd, expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n_samples", [5, 20, 100, 511, 512, 700, 4000])
+@pytest.mark.parametrize("kind", ["normal", "heavy", "ties"])
+def test_psis_matches_arviz_on_short_columns_and_ties(n_samples, kind):
+    """Columns shorter than the tail's sample, at the sample's stride edges, and draws with many ties."""
+    rng = np.random.default_rng(n_samples)
+    draws = {
+        "normal": lambda: rng.normal(size=(6, n_samples)),
+        "heavy": lambda: rng.standard_t(1.2, size=(6, n_samples)),
+        "ties": lambda: np.round(rng.normal(size=(6, n_samples)), 1),
+    }[kind]()
+    ref_weights, ref_k = az.psislw(draws.copy(), reff=0.9)
+    elpd, _, k = psis.psis_loo_block(-draws, psis.tail_length(n_samples, 0.9))
+    assert (np.isfinite(k) == np.isfinite(ref_k)).all()
+    finite = np.isfinite(ref_k)
+    np.testing.assert_allclose(k[finite], ref_k[finite], rtol=1e-8, atol=1e-10)
+    logsumexp = az.stats.stats_utils.logsumexp
+    expected = np.array([logsumexp(w - d) for w, d in zip(ref_weights, draws, strict=True)])
+    np.testing.assert_allclose(elpd, expected, rtol=1e-10)
+
+
 @pytest.mark.slow
 def test_loo_memory_is_a_block_not_draws_by_units():
     """50,000 units x 1,000 draws would be 400 MB as one array; the blocked LOO stays near one block."""

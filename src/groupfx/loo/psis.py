@@ -2,8 +2,9 @@
 
 The same estimator as ``arviz.loo`` (Vehtari, Gelman and Gabry 2017; Zhang and Stephens' generalized
 Pareto fit with ArviZ's weakly informative prior on k), written so that it runs over a block of
-observations without Python loops, never sorts a whole column (the tail is found by a partition) and
-never needs more than the block it is given. Tests hold it equal to ``arviz.loo``.
+observations without Python loops, never sorts a whole column (a sorted sample of its draws bounds the
+tail, one pass gathers it, and only it is sorted), reads each column twice and never needs more than the
+block it is given. Tests hold it equal to ``arviz.loo``.
 """
 
 from __future__ import annotations
@@ -71,24 +72,102 @@ def _gpdfit(sorted_tail):
     return (n * k_post + 10 * 0.5) / (n + 10), sigma
 
 
+SAMPLE_SIZE = 256
+"""Draws of a column :func:`_smallest` sorts to guess a bound on its smallest ones."""
+
+
 @numba.njit(cache=True)
-def _psis_loo_one(loglik, cutoff_rank):
-    """``(elpd_loo_i, lppd_i, k_i)`` of one observation from its ``S`` log-likelihood draws."""
+def _kth_smallest(values, stride, rank, scratch):
+    """The ``rank``-th smallest (from 0) of every ``stride``-th value, by insertion into the sorted
+    ``scratch[:rank + 1]`` (few values reach it, and each moves at most ``rank`` others)."""
+    kept = 0
+    for s in range(0, values.shape[0], stride):
+        v = values[s]
+        if kept <= rank:
+            kept += 1
+        elif v >= scratch[rank]:
+            continue
+        i = kept - 1
+        while i > 0 and scratch[i - 1] > v:
+            scratch[i] = scratch[i - 1]
+            i -= 1
+        scratch[i] = v
+    return scratch[rank]
+
+
+@numba.njit(cache=True)
+def _smallest(loglik, size, value, candidates):
+    """Fill ``value`` with the ``size`` smallest draws of ``loglik``, sorted ascending; return the largest.
+
+    A sorted sample of every ``S / 256``-th draw gives a bound that about twice ``size`` draws fall below
+    (its rank is the tail's share of the sample and three of its standard deviations more); one pass
+    copies those draws into the scratch ``candidates`` and only they are sorted. Where fewer than ``size``
+    fall below (a column the sample misjudged), every draw is sorted: the same result, later.
+    """
     n_samples = loglik.shape[0]
-    x = -loglik
-    top = x.max()
-    x = x - top
-    cutoff = max(np.partition(x, n_samples - cutoff_rank - 1)[n_samples - cutoff_rank - 1], TINY_LOG)
-    tail_at = np.nonzero(x > cutoff)[0]
+    stride = max(1, n_samples // SAMPLE_SIZE)
+    n_sampled = (n_samples + stride - 1) // stride
+    expected = size / stride
+    rank = min(n_sampled - 1, int(expected + 3.0 * math.sqrt(expected) + 2.0))
+    bound = _kth_smallest(loglik, stride, rank, candidates)
+    top = loglik[0]
+    count = 0
+    for s in range(n_samples):
+        v = loglik[s]
+        top = max(top, v)
+        if v <= bound:
+            candidates[count] = v
+            count += 1
+    if count < size:
+        candidates[:] = loglik
+        count = n_samples
+    chosen = np.sort(candidates[:count])
+    value[:] = chosen[:size]
+    return top
+
+
+@numba.njit(cache=True, fastmath=FAST, error_model="numpy")
+def _body_sums(loglik, low, cutoff, high):
+    """``sum(exp(x - cutoff))`` over the draws outside the tail (``x = low - loglik <= cutoff``) and
+    ``sum(exp(loglik - high))`` over all: the two passes over every draw, as SIMD code."""
+    body = 0.0
+    total = 0.0
+    for s in range(loglik.shape[0]):
+        x = low - loglik[s]
+        body += vector_math.exp(x - cutoff) if x <= cutoff else 0.0
+        total += vector_math.exp(loglik[s] - high)
+    return body, total
+
+
+@numba.njit(cache=True)
+def _psis_loo_one(loglik, cutoff_rank, value, candidates):
+    """``(elpd_loo_i, lppd_i, k_i)`` of one observation from its ``S`` log-likelihood draws.
+
+    The log importance ratios are ``x = min(loglik) - loglik`` (at most 0). Only the ``cutoff_rank``
+    largest are smoothed: the smallest log-likelihoods, which :func:`_smallest` finds into the scratch
+    ``value`` (``cutoff_rank + 1`` slots) with ``candidates`` (``S``). Every other draw's ratio times its
+    likelihood is the same ``exp(min(loglik))``, so the weighted sum needs the tail alone and the
+    normalising sum one pass over the draws.
+    """
+    n_samples = loglik.shape[0]
+    size = cutoff_rank + 1
+    high = _smallest(loglik, size, value, candidates)
+    low = value[0]
+    cutoff = max(low - value[size - 1], TINY_LOG)  # the (cutoff_rank + 1)-th largest ratio
+    n_tail = 0
+    while n_tail < size and low - value[n_tail] > cutoff:
+        n_tail += 1  # the tail: ratios above the cutoff, largest first
+    smoothed = np.empty(n_tail)
+    for j in range(n_tail):
+        smoothed[j] = low - value[j]
     k = np.inf
-    if tail_at.shape[0] > 4:
-        order = np.argsort(x[tail_at])
-        tail_at = tail_at[order]
+    if n_tail > 4:
         exp_cutoff = math.exp(cutoff)
-        exceed = np.exp(x[tail_at]) - exp_cutoff
+        exceed = np.empty(n_tail)
+        for i in range(n_tail):  # ascending
+            exceed[i] = math.exp(smoothed[n_tail - 1 - i]) - exp_cutoff
         k, sigma = _gpdfit(exceed)
         if np.isfinite(k):
-            n_tail = tail_at.shape[0]
             for i in range(n_tail):
                 p = (i + 0.5) / n_tail
                 if sigma <= 0:
@@ -97,13 +176,21 @@ def _psis_loo_one(loglik, cutoff_rank):
                     q = -math.log1p(-p) * sigma
                 else:
                     q = math.expm1(-k * math.log1p(-p)) / k * sigma
-                x[tail_at[i]] = math.log(q + exp_cutoff)
-            for i in range(n_samples):
-                if x[i] > 0:
-                    x[i] = 0.0
-    x -= _logsumexp(x)
-    x += loglik
-    return _logsumexp(x), _logsumexp(loglik) - math.log(n_samples), k
+                smoothed[n_tail - 1 - i] = min(math.log(q + exp_cutoff), 0.0)
+    body, total = _body_sums(loglik, low, cutoff, high)
+    n_body = n_samples - n_tail
+    top = cutoff  # log of sum(exp(ratios)): the body's terms, relative to the cutoff, and the tail's
+    top_weighted = low  # log of sum(exp(ratio + loglik)): every body term is exp(low)
+    for j in range(n_tail):
+        top = max(top, smoothed[j])
+        top_weighted = max(top_weighted, smoothed[j] + value[j])
+    ratios = body * math.exp(cutoff - top)
+    weighted = n_body * math.exp(low - top_weighted)
+    for j in range(n_tail):
+        ratios += math.exp(smoothed[j] - top)
+        weighted += math.exp(smoothed[j] + value[j] - top_weighted)
+    elpd = top_weighted + math.log(weighted) - (top + math.log(ratios))
+    return elpd, high + math.log(total) - math.log(n_samples), k
 
 
 @numba.njit(cache=True)
@@ -115,10 +202,13 @@ def psis_loo_block(loglik, cutoff_rank):
     elpd_i, lppd_i, k : numpy.ndarray
         Pointwise LOO log predictive density, in-sample log pointwise predictive density, Pareto k.
     """
-    n_obs = loglik.shape[0]
+    n_obs, n_samples = loglik.shape
     elpd = np.empty(n_obs)
     lppd = np.empty(n_obs)
     k = np.empty(n_obs)
+    size = min(cutoff_rank + 1, n_samples)
+    value = np.empty(size)
+    candidates = np.empty(n_samples)
     for i in range(n_obs):
-        elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], cutoff_rank)
+        elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], size - 1, value, candidates)
     return elpd, lppd, k
