@@ -141,3 +141,50 @@ def test_numba_loo_of_a_fused_model_equals_the_pymc_models(table, tables, monkey
         np.testing.assert_allclose(ours.loo_i.values, reference.loo_i.values, rtol=1e-11, atol=1e-11)
         np.testing.assert_allclose(ours.pareto_k.values, reference.pareto_k.values, rtol=1e-8, atol=1e-10)
         assert ours.p_loo == pytest.approx(reference.p_loo, rel=1e-9)
+
+
+def test_one_thread_at_a_time_holds_numbas_thread_pool():
+    import numba
+
+    with psis.thread_pool(True) as first:
+        assert first == (numba.get_num_threads() > 1)
+        with psis.thread_pool(True) as second:
+            assert not second  # another caller meanwhile runs serially rather than abort the process
+    with psis.thread_pool(False) as unwanted:
+        assert not unwanted
+    with psis.thread_pool(True) as again:
+        assert again == first  # released
+
+
+@pytest.mark.parametrize("table", ["two x, two z", pytest.param("gaussian", marks=pytest.mark.slow)])
+def test_the_threaded_loo_gives_the_serial_values(table, tables, monkeypatch):
+    """Above ``THREADS_FROM`` values both passes run on numba's threads: the very same numbers."""
+    import numba
+
+    from groupfx.engines import kernels
+    from groupfx.loo import fused as fused_loo
+
+    data, family = tables[table]
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(loglik, "LOO_BLOCK_BYTES", 8 * 300 * 40)
+    for name in kernels.SERVED_MODELS:
+        fused = kernels.FusedModel(name, data, family)
+        posterior = _expanded_posterior(fused, rng)
+        serial = fused_loo.loo(fused, posterior)
+        monkeypatch.setattr(psis, "THREADS_FROM", 0)
+        calls = []
+        monkeypatch.setattr(psis, "psis_loo_block_threads", _spy(psis.psis_loo_block_threads, calls))
+        threaded = fused_loo.loo(fused, posterior)
+        monkeypatch.undo()
+        monkeypatch.setattr(loglik, "LOO_BLOCK_BYTES", 8 * 300 * 40)
+        assert bool(calls) == (numba.get_num_threads() > 1), name
+        for field in ("loo_i", "pareto_k"):
+            np.testing.assert_array_equal(threaded[field].values, serial[field].values, err_msg=name)
+
+
+def _spy(function, calls):
+    def spy(*args):
+        calls.append(args[0].shape)
+        return function(*args)
+
+    return spy

@@ -4,7 +4,8 @@
 values come from one numba pass per block of groups, vectorised over the draws, at a fraction of the cost a
 value (``benchmarks/design_results.md``): the group-level linear predictor of the block's groups for every
 draw (and on two-way data the period part of every period, gathered by each unit's period), then each
-unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo_block`. At a
+unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo` (on numba's threads at
+size). At a
 million units and 4,000 draws that is 4e9 values, never held at once. Tests hold the values equal to the PyMC
 model's and the result equal to :func:`groupfx.loo.loglik.loo`.
 """
@@ -36,45 +37,62 @@ FAST = vector_math.FAST
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-@numba.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _unit_logliks(family, c, period, times, bxy, log_sigma, xt, y, trials, offset, constant, starts, out):
-    """Fill ``out[i, s]``: the log-likelihood of unit ``i`` (block order) under draw ``s``.
+@numba.njit(cache=True, fastmath=FAST, error_model="numpy", inline="always")
+def _group_logliks(gb, inputs, out):
+    """Fill ``out[i, s]`` for the units ``i`` of the block's group ``gb``: their log-likelihoods under each
+    draw ``s``.
 
+    ``inputs`` is ``(family, c, period, times, bxy, log_sigma, xt, y, trials, offset, constant, starts)``:
     ``c`` is (groups of the block, S), ``period`` the period part (T, S) (0 rows without one) and ``times``
     the units' periods, ``bxy`` (K, S), ``log_sigma`` (S,) (Gaussian), ``starts`` the block's group
     boundaries relative to its first unit.
     """
+    family, c, period, times, bxy, log_sigma, xt, y, trials, offset, constant, starts = inputs
     n_x, n_samples = bxy.shape
     eta = np.empty(n_samples)
     two_way = period.shape[0] > 0
-    for gb in range(starts.shape[0] - 1):
-        for i in range(starts[gb], starts[gb + 1]):
-            if two_way:
-                di = period[times[i]]
-                for s in range(n_samples):
-                    eta[s] = c[gb, s] + di[s]
-            else:
-                for s in range(n_samples):
-                    eta[s] = c[gb, s]
-            for k in range(n_x):
-                xik = xt[k, i]
-                for s in range(n_samples):
-                    eta[s] += bxy[k, s] * xik
-            yi, ni, oi, ki = y[i], trials[i], offset[i], constant[i]
-            row = out[i]
-            if family == BERNOULLI or family == BINOMIAL:
-                for s in range(n_samples):
-                    e = eta[s]
-                    softplus = max(e, 0.0) + vector_math.log1p_unit(vector_math.exp(-abs(e)))
-                    row[s] = yi * e - ni * softplus + ki
-            elif family == POISSON:
-                for s in range(n_samples):
-                    e = eta[s] + oi
-                    row[s] = yi * e - vector_math.exp(e) + ki
-            else:
-                for s in range(n_samples):
-                    d = (yi - eta[s]) * vector_math.exp(-log_sigma[s])
-                    row[s] = -0.5 * d * d - log_sigma[s] + ki
+    for i in range(starts[gb], starts[gb + 1]):
+        if two_way:
+            di = period[times[i]]
+            for s in range(n_samples):
+                eta[s] = c[gb, s] + di[s]
+        else:
+            for s in range(n_samples):
+                eta[s] = c[gb, s]
+        for k in range(n_x):
+            xik = xt[k, i]
+            for s in range(n_samples):
+                eta[s] += bxy[k, s] * xik
+        yi, ni, oi, ki = y[i], trials[i], offset[i], constant[i]
+        row = out[i]
+        if family == BERNOULLI or family == BINOMIAL:
+            for s in range(n_samples):
+                e = eta[s]
+                softplus = max(e, 0.0) + vector_math.log1p_unit(vector_math.exp(-abs(e)))
+                row[s] = yi * e - ni * softplus + ki
+        elif family == POISSON:
+            for s in range(n_samples):
+                e = eta[s] + oi
+                row[s] = yi * e - vector_math.exp(e) + ki
+        else:
+            for s in range(n_samples):
+                d = (yi - eta[s]) * vector_math.exp(-log_sigma[s])
+                row[s] = -0.5 * d * d - log_sigma[s] + ki
+
+
+@numba.njit(cache=True, fastmath=FAST, error_model="numpy")
+def _unit_logliks(inputs, out):
+    """Fill ``out[i, s]``: the log-likelihood of unit ``i`` (block order) under draw ``s`` (see
+    :func:`_group_logliks`)."""
+    for gb in range(inputs[-1].shape[0] - 1):
+        _group_logliks(gb, inputs, out)
+
+
+@numba.njit(cache=True, fastmath=FAST, error_model="numpy", parallel=True)
+def _unit_logliks_threads(inputs, out):
+    """:func:`_unit_logliks` on numba's threads, a share of the block's groups each (the same values)."""
+    for gb in numba.prange(inputs[-1].shape[0] - 1):
+        _group_logliks(gb, inputs, out)
 
 
 def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
@@ -127,6 +145,7 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
     times = arrays.t  # each unit's period, sorted as the units (empty one-way)
     family = fused.family.kernel_code
     n_units = len(y)
+    threads = n_units * n_samples >= psis.THREADS_FROM
     sorted_values = [np.empty(n_units) for _ in range(3)]
     lo = 0
     while lo < fused.data.n_groups:  # blocks of whole groups, about block_units units each
@@ -134,10 +153,13 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         hi = min(max(hi, lo + 1), fused.data.n_groups)
         first, last = starts[lo], starts[hi]
         values = np.empty((last - first, n_samples))
-        _unit_logliks(family, _group_part(fused, draws, lo, hi), period, times[first:last], bxy, log_sigma,
-                      xt[:, first:last], y[first:last], trials[first:last], offset[first:last],
-                      constant[first:last], starts[lo : hi + 1] - first, values)  # fmt: skip
-        for target, result in zip(sorted_values, psis.psis_loo_block(values, cutoff_rank), strict=True):
+        inputs = (family, _group_part(fused, draws, lo, hi), period, times[first:last], bxy, log_sigma,
+                  xt[:, first:last], y[first:last], trials[first:last], offset[first:last],
+                  constant[first:last], starts[lo : hi + 1] - first)  # fmt: skip
+        with psis.thread_pool(threads) as pool:
+            (_unit_logliks_threads if pool else _unit_logliks)(inputs, values)
+            results = psis.psis_loo(values, cutoff_rank, pool)
+        for target, result in zip(sorted_values, results, strict=True):
             target[first:last] = result
         lo = hi
     elpd_i, lppd_i, pareto_k = (np.empty(n_units) for _ in range(3))

@@ -108,7 +108,7 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
     """PSIS-LOO of ``var_name``, computed block by block over the units and kept nowhere.
 
     The pointwise log-likelihood is evaluated for a block of units at a time (all draws, at most
-    ``LOO_BLOCK_BYTES``), smoothed and summed by :func:`groupfx.loo.psis.psis_loo_block`, and dropped, so the
+    ``LOO_BLOCK_BYTES``), smoothed and summed by :func:`groupfx.loo.psis.psis_loo`, and dropped, so the
     ``chains x draws x N`` array never exists: at N = 1e6 and 4000 draws it would be 32 GB. The result is
     ``arviz.loo``'s (tests hold the two equal) and works with ``arviz.compare``.
 
@@ -142,6 +142,7 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
     n_obs = len(next(iter(unit_data.values())))
     cutoff_rank = psis.tail_length(n_samples, relative_efficiency(posterior))
     block = loo_block_units(n_samples)
+    threads = n_obs * n_samples >= psis.THREADS_FROM
     elpd_i, lppd_i, pareto_k = (np.empty(n_obs) for _ in range(3))
     try:
         for start in range(0, n_obs, block):
@@ -152,9 +153,10 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
                 coords={"unit": np.arange(start, stop)},
             )
             values = np.ascontiguousarray(np.asarray(fn(*stacked)).reshape(n_samples, stop - start).T)
-            elpd_i[start:stop], lppd_i[start:stop], pareto_k[start:stop] = psis.psis_loo_block(
-                values, cutoff_rank
-            )
+            with psis.thread_pool(threads) as pool:
+                elpd_i[start:stop], lppd_i[start:stop], pareto_k[start:stop] = psis.psis_loo(
+                    values, cutoff_rank, pool
+                )
     finally:  # the model copy may be reused (the study's compile cache): give it its data back
         pm.set_data(unit_data, model=umodel, coords={"unit": np.arange(n_obs)})
     return elpd_data(elpd_i, lppd_i, pareto_k, n_samples)

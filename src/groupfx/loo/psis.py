@@ -9,7 +9,9 @@ block it is given. Tests hold it equal to ``arviz.loo``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import numba
 import numpy as np
@@ -211,4 +213,51 @@ def psis_loo_block(loglik, cutoff_rank):
     candidates = np.empty(n_samples)
     for i in range(n_obs):
         elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], size - 1, value, candidates)
+    return elpd, lppd, k
+
+
+THREADS_FROM = 20_000_000
+"""Log-likelihood values (units x draws) from which a LOO runs on numba's threads: below, the serial code
+is fast enough, and the threaded code is not compiled (about 15 s the first time, on the 2 cores here)."""
+
+_pool = threading.Lock()
+"""Held while this process runs numba's thread pool: numba's default pool (workqueue, the one pip's numba
+has) aborts the process when a second thread launches work on it meanwhile."""
+
+
+@contextlib.contextmanager
+def thread_pool(wanted: bool):
+    """Yield whether this thread may run numba's thread pool now: ``wanted``, more than one thread, and no
+    other thread of this process running it (held until the block ends)."""
+    if not (wanted and numba.get_num_threads() > 1 and _pool.acquire(blocking=False)):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        _pool.release()
+
+
+def psis_loo(loglik: np.ndarray, cutoff_rank: int, pool: bool = False):
+    """:func:`psis_loo_block`, on numba's threads where ``pool`` says this thread holds them (see
+    :func:`thread_pool`); the same values either way."""
+    if pool and loglik.shape[0] > 1:
+        n_chunks = min(loglik.shape[0], 8 * numba.get_num_threads())
+        return psis_loo_block_threads(loglik, cutoff_rank, n_chunks)
+    return psis_loo_block(loglik, cutoff_rank)
+
+
+@numba.njit(cache=True, parallel=True)
+def psis_loo_block_threads(loglik, cutoff_rank, n_chunks):
+    """:func:`psis_loo_block` over ``n_chunks`` shares of the observations on numba's threads."""
+    n_obs, n_samples = loglik.shape
+    elpd = np.empty(n_obs)
+    lppd = np.empty(n_obs)
+    k = np.empty(n_obs)
+    size = min(cutoff_rank + 1, n_samples)
+    for chunk in numba.prange(n_chunks):
+        value = np.empty(size)
+        candidates = np.empty(n_samples)
+        for i in range(chunk * n_obs // n_chunks, (chunk + 1) * n_obs // n_chunks):
+            elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], size - 1, value, candidates)
     return elpd, lppd, k
