@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -160,6 +163,25 @@ def test_the_c_callbacks_nutpie_calls_equal_the_kernel_bit_for_bit(table, tables
     compiled = assert_callbacks_equal_the_kernel(*tables[table])
     code, _, _ = call_logp(compiled, np.full(compiled.n_dim, np.nan))
     assert code in (3, 4)  # a point outside the support: nutpie is told, not given a number
+
+
+LAZY_CALLBACKS = """
+import groupfx
+from groupfx.engines import native
+from groupfx.engines.kernels import FusedModel
+assert native.callbacks.cache_info().currsize == 0  # importing compiles (or loads) no callback
+fused = FusedModel("mundlak", groupfx.simulate(n_groups=4, n_units=40, seed=1).data)
+native.compile_native(fused)
+native.compile_native(FusedModel("naive", fused.data))
+info = native.callbacks.cache_info()
+assert (info.currsize, info.misses) == (1, 1), info  # float64 only, made once
+"""
+
+
+def test_a_run_compiles_only_the_callbacks_of_its_precision():
+    command = [sys.executable, "-c", LAZY_CALLBACKS]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def assert_same_draws(a, b):
