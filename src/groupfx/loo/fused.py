@@ -4,10 +4,9 @@
 values come from one numba pass per block of groups, vectorised over the draws, at a fraction of the cost a
 value (``benchmarks/design_results.md``): the group-level linear predictor of the block's groups for every
 draw (and on two-way data the period part of every period, gathered by each unit's period), then each
-unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo` (on numba's threads at
-size). At a
-million units and 4,000 draws that is 4e9 values, never held at once. Tests hold the values equal to the PyMC
-model's and the result equal to :func:`groupfx.loo.loglik.loo`.
+unit's log-likelihood across the draws, then :func:`groupfx.loo.psis.psis_loo` (both on numba's threads
+when the LOO is large). At a million units and 4,000 draws that is 4e9 values, never held at once. Tests hold
+the values equal to the PyMC model's and the result equal to :func:`groupfx.loo.loglik.loo`.
 """
 
 from __future__ import annotations

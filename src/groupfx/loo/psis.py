@@ -204,16 +204,21 @@ def psis_loo_block(loglik, cutoff_rank):
     elpd_i, lppd_i, k : numpy.ndarray
         Pointwise LOO log predictive density, in-sample log pointwise predictive density, Pareto k.
     """
-    n_obs, n_samples = loglik.shape
-    elpd = np.empty(n_obs)
-    lppd = np.empty(n_obs)
-    k = np.empty(n_obs)
+    n_obs = loglik.shape[0]
+    elpd, lppd, k = np.empty(n_obs), np.empty(n_obs), np.empty(n_obs)
+    _psis_loo_rows(loglik, cutoff_rank, 0, n_obs, elpd, lppd, k)
+    return elpd, lppd, k
+
+
+@numba.njit(cache=True, inline="always")
+def _psis_loo_rows(loglik, cutoff_rank, lo, hi, elpd, lppd, k):
+    """Fill ``elpd``, ``lppd`` and ``k`` of the observations ``lo:hi``, with scratch of their own."""
+    n_samples = loglik.shape[1]
     size = min(cutoff_rank + 1, n_samples)
     value = np.empty(size)
     candidates = np.empty(n_samples)
-    for i in range(n_obs):
+    for i in range(lo, hi):
         elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], size - 1, value, candidates)
-    return elpd, lppd, k
 
 
 THREADS_FROM = 20_000_000
@@ -250,14 +255,9 @@ def psis_loo(loglik: np.ndarray, cutoff_rank: int, pool: bool = False):
 @numba.njit(cache=True, parallel=True)
 def psis_loo_block_threads(loglik, cutoff_rank, n_chunks):
     """:func:`psis_loo_block` over ``n_chunks`` shares of the observations on numba's threads."""
-    n_obs, n_samples = loglik.shape
-    elpd = np.empty(n_obs)
-    lppd = np.empty(n_obs)
-    k = np.empty(n_obs)
-    size = min(cutoff_rank + 1, n_samples)
+    n_obs = loglik.shape[0]
+    elpd, lppd, k = np.empty(n_obs), np.empty(n_obs), np.empty(n_obs)
     for chunk in numba.prange(n_chunks):
-        value = np.empty(size)
-        candidates = np.empty(n_samples)
-        for i in range(chunk * n_obs // n_chunks, (chunk + 1) * n_obs // n_chunks):
-            elpd[i], lppd[i], k[i] = _psis_loo_one(loglik[i], size - 1, value, candidates)
+        lo, hi = chunk * n_obs // n_chunks, (chunk + 1) * n_obs // n_chunks
+        _psis_loo_rows(loglik, cutoff_rank, lo, hi, elpd, lppd, k)
     return elpd, lppd, k
