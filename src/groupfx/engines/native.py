@@ -142,7 +142,13 @@ def callbacks(precision: str) -> tuple:
     in: the first run on a fresh install spends about 11 s less compiling than with both.
     """
     logp = {"float64": _logp_float64, "float32": _logp_float32}[precision]
-    return numba.cfunc(LOGP_SIGNATURE, cache=True)(logp), numba.cfunc(EXPAND_SIGNATURE, cache=True)(_expand)
+    return numba.cfunc(LOGP_SIGNATURE, cache=True)(logp), _expand_callback()
+
+
+@functools.cache
+def _expand_callback():
+    """The expansion callback, one for every precision (it reads float64 draws)."""
+    return numba.cfunc(EXPAND_SIGNATURE, cache=True)(_expand)
 
 
 def user_data(fused: FusedModel) -> np.ndarray:
