@@ -24,6 +24,7 @@ PARTS = (
     "levers_results.md",
     "peers_results.md",
     "design_results.md",
+    "target_accept_results.md",
 )
 
 
@@ -41,9 +42,10 @@ def main() -> int:
     lines = [
         "# Benchmarks",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python"
+        f"Gathered on {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, Python"
         f" {platform.python_version()}. Reproduce with `make bench`; each part below was measured side by"
-        " side in one run of its script, and says when.",
+        " side in one run of its script, and says when and on which machine (a part whose header names"
+        " only the architecture predates the machine line: its CPU was not recorded).",
     ]
     for number, name in enumerate(PARTS, start=1):
         path = HERE / name

@@ -265,7 +265,7 @@ def child(spec: dict) -> dict:
     sim = groupfx.simulate(n_groups=spec["groups"], n_units=spec["units"], seed=spec["seed"])
     simulate_s = time.perf_counter() - start
     _say(f"simulated {spec['units']:,} units in {spec['groups']:,} groups in {simulate_s:.1f} s")
-    target_accept = get_spec(spec["model"]).target_accept
+    target_accept = get_spec(spec["model"]).target_accept_for(sim.data)
     settings = groupfx.SamplerSettings(
         draws=spec["draws"],
         tune=spec["tune"],

@@ -73,6 +73,13 @@ def memory_gib() -> float | None:
         return None
 
 
+def short(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU and its widest vector extension, for a table row, e.g. ``AMD EPYC 7B13, AVX2``."""
+    vectors = vector_extensions(cpuinfo)
+    widest = "AVX-512" if "avx512f" in vectors else "AVX2" if "avx2" in vectors else "no AVX2"
+    return f"{cpu_name(cpuinfo)}, {widest if vectors else 'vector extensions unknown'}"
+
+
 def describe() -> str:
     """The machine in one line, e.g. ``Intel Xeon ... (avx, avx2, fma, avx512f); LLVM target ...; 2 cores,
     24 GiB, Linux 6.1 x86_64, Python 3.12.1``."""

@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from groupfx.util.files import atomic_path
-from machine import describe
+from machine import describe, short
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_RUNS = ("mundlak:float64", "latent:float64", "mundlak:float32", "latent:float32")
 GPU_RUNS = ("mundlak:float64:jax", "latent:float64:jax")
-TARGET_SECONDS, TARGET_MIB = 15 * 60, 4096
+TARGET_SECONDS, TARGET_MIB = 5 * 60, 2048
 
 
 def peak_mib() -> float:
@@ -92,8 +92,10 @@ def child_groupfx(args: argparse.Namespace, model: str, precision: str, backend:
         "bxy_mean": float(fit.idata.posterior["bxy"].mean()),
         "device_peak_mib": device_peak_mib() if backend == "jax" else None,
         "mass_matrix": stats.attrs.get("mass_matrix", "?"),
+        "target_accept": stats.attrs.get("target_accept"),
         "trace_store": stats.attrs.get("trace_store", "?"),
         "ran": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": short(),
     }
 
 
@@ -166,10 +168,10 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
         f" under {TARGET_SECONDS // 60} minutes, peak memory under {TARGET_MIB} MiB, R-hat <= 1.01 on bxy"
         " and bzy.",
         "",
-        "| model | precision | backend (device) | mass matrix | trace | sampling (s) | LOO, blocked (s)"
-        " | peak RSS (MiB) | R-hat bxy / bzy | bulk ESS bxy / bzy | divergences | leapfrog steps per draw"
-        " | targets met | ran |",
-        "|---|---|---|---|---|---:|---:|---:|---|---|---:|---:|---|---|",
+        "| model | precision | backend (device) | mass matrix | target accept | trace | sampling (s)"
+        " | LOO, blocked (s) | peak RSS (MiB) | R-hat bxy / bzy | bulk ESS bxy / bzy | divergences"
+        " | leapfrog steps per draw | targets met | ran (machine) |",
+        "|---|---|---|---|---:|---|---:|---:|---:|---|---|---:|---:|---|---|",
     ]
     for r in results:
         if r.get("who") == "groupfx":
@@ -180,11 +182,12 @@ def render(args: argparse.Namespace, results: list[dict]) -> str:
             )
             lines.append(
                 f"| {r['model']} | {r['precision']} | {r.get('backend', 'numba')} ({r.get('device', 'cpu')})"
-                f" | {r.get('mass_matrix', '?')}"
+                f" | {r.get('mass_matrix', '?')} | {r.get('target_accept') or 'not recorded'}"
                 f" | {r.get('trace_store', '?')} | {r['sample_s']:.0f} | {r['loo_s']:.0f}"
                 f" | {r['peak_mib']:.0f} | {r['rhat']['bxy']:.3f} / {r['rhat']['bzy']:.3f}"
                 f" | {r['ess_bulk']['bxy']:.0f} / {r['ess_bulk']['bzy']:.0f} | {r['divergences']}"
-                f" | {r['steps_per_draw']:.1f} | {'yes' if met else 'no'} | {r.get('ran', '')} |"
+                f" | {r['steps_per_draw']:.1f} | {'yes' if met else 'no'}"
+                f" | {r.get('ran', '')} ({r.get('machine', 'machine not recorded')}) |"
             )
         elif "error" in r:
             lines.append(f"| {' '.join(r['argv'])} | failed: {r['error'].splitlines()[-1][:200]} |")

@@ -94,3 +94,13 @@ def test_the_module_runs_as_a_script(machine):
         [sys.executable, str(BENCHMARKS / "machine.py")], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == machine.describe()
+
+
+def test_the_short_form_names_the_cpu_and_its_widest_vector_extension(machine, tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    assert machine.short(path) == "Intel(R) Xeon(R) Platinum 8480+, AVX-512"
+    path.write_text("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx avx2 fma\n")
+    assert machine.short(path) == "AMD EPYC 7B13, AVX2"
+    path.write_text("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert machine.short(path).endswith(", vector extensions unknown")

@@ -274,3 +274,41 @@ def test_backend_settings_are_checked(small_sim, monkeypatch):
     )
     with pytest.raises(InputError, match=r"backend='jax' needs JAX: pip install 'groupfx\[jax\]'"):
         groupfx.fit(small_sim, "naive", backend="jax")
+
+
+def test_target_acceptance_follows_the_number_of_groups():
+    from groupfx.models.builders import MANY_GROUPS, MANY_GROUPS_TARGET_ACCEPT, get_spec
+
+    few = groupfx.simulate(n_groups=30, n_units=600, seed=1).data
+    many = groupfx.simulate(n_groups=MANY_GROUPS, n_units=12 * MANY_GROUPS, seed=1).data
+    two_way = groupfx.simulate(n_groups=MANY_GROUPS, n_units=12 * MANY_GROUPS, n_periods=3, seed=1).data
+    assert few.n_groups < MANY_GROUPS <= many.n_groups and two_way.two_way
+    for name in ("multilevel", "mundlak", "latent", "latent_shared"):
+        spec = get_spec(name)
+        assert spec.target_accept_for(few) == spec.target_accept == 0.9
+        assert spec.target_accept_for(many) == MANY_GROUPS_TARGET_ACCEPT == 0.8
+        # the period factor has few levels: its tau_t keeps the smaller step
+        assert spec.target_accept_for(two_way) == 0.9
+    for name, value in (("naive", 0.8), ("fixed", 0.95)):
+        assert get_spec(name).target_accept_for(few) == get_spec(name).target_accept_for(many) == value
+
+
+def test_the_sampler_gets_the_chosen_target_acceptance_and_records_it(monkeypatch):
+    import nutpie
+
+    from groupfx.models.builders import MANY_GROUPS
+
+    many = groupfx.simulate(n_groups=MANY_GROUPS, n_units=12 * MANY_GROUPS, seed=3)
+    asked = []
+    real_sample = nutpie.sample
+
+    def spy(compiled, **kwargs):
+        asked.append(kwargs["target_accept"])
+        return real_sample(compiled, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    chosen = groupfx.fit(many, "mundlak", warn=False, **TINY)
+    mine = groupfx.fit(many, "mundlak", warn=False, target_accept=0.85, **TINY)
+    assert asked == [0.8, 0.85]
+    assert chosen.idata.sample_stats.attrs["target_accept"] == 0.8
+    assert mine.idata.sample_stats.attrs["target_accept"] == 0.85

@@ -121,7 +121,7 @@ def fit(
     start = time.perf_counter()
     report(spec.label, "sampling")
     try:
-        idata = engine.sample(settings, seed, spec.target_accept)
+        idata = engine.sample(settings, seed, spec.target_accept_for(grouped))
     except RuntimeError as error:
         reason = " ".join(str(error).split())
         raise SamplingError(

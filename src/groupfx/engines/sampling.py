@@ -188,6 +188,7 @@ def draw_samples(
     idata.sample_stats.attrs.update(
         {
             "mass_matrix": "low-rank" if options["low_rank_modified_mass_matrix"] else "diagonal",
+            "target_accept": float(options["target_accept"]),
             "trace_store": store,
             "n_parameters": int(compiled.n_dim),
             "backend": settings.backend,

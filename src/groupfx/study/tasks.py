@@ -224,7 +224,7 @@ def run_task(task: Task) -> pd.DataFrame:
             data = one_way(data)
         engine, compile_s = _engine(task, data)
         start = time.perf_counter()
-        idata = engine.sample(task.settings.sampler(task.seed), task.seed, spec.target_accept)
+        idata = engine.sample(task.settings.sampler(task.seed), task.seed, spec.target_accept_for(data))
         sample_s = time.perf_counter() - start
         elpd = float(engine.loo(idata).elpd_loo)
         divergences = int(idata.sample_stats["diverging"].sum())
