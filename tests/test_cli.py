@@ -32,6 +32,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["--models", "naive,random"], "unknown model 'random'"),
         (["--mass-matrix", "dense"], "--mass-matrix: invalid choice: 'dense'"),
         (["--backend", "cuda"], "--backend: invalid choice: 'cuda'"),
+        (["--target-accept", "1"], "--target-accept: must lie strictly between 0 and 1, got 1"),
+        (["--target-accept", "high"], "--target-accept: expected a number, got 'high'"),
     ],
 )
 def test_bad_arguments_exit_with_one_clear_line_and_write_nothing(tmp_path, args, message):

@@ -115,7 +115,8 @@ def table(tmp_path_factory) -> Path:
     return path
 
 
-SETTINGS = ["--models", "naive,mundlak", "--mass-matrix", "diagonal", "--precision", "float32"]
+SETTINGS = ["--models", "naive,mundlak", "--mass-matrix", "diagonal", "--precision", "float32",
+            "--target-accept", "0.85"]  # fmt: skip
 
 
 def fit_with(table: Path, root: Path, seed: int, cores: int, *, cache: bool = False):
@@ -163,15 +164,16 @@ def test_pareto_k_is_said_once_per_model_in_groupfx_words(first_run):
     assert (fits.loc[[label for label, _ in counted], "diagnostic_issues"] > 0).all()
 
 
-def test_mass_matrix_precision_and_cores_reach_the_sampler(first_run, second_run):
+def test_mass_matrix_precision_cores_and_target_acceptance_reach_the_sampler(first_run, second_run):
     for cores, (_, read) in ((1, first_run), (2, second_run)):
         for model, idata in read["idata"].items():
             attrs = idata.sample_stats.attrs
             assert attrs["mass_matrix"] == "diagonal", model
             assert attrs["precision"] == "float32" and int(attrs["cores"]) == cores
             assert attrs["backend"] == "numba" and attrs["device"] == "cpu"
+            assert attrs["target_accept"] == 0.85
             assert idata.posterior["bxy"].dtype == np.float64  # float32 work, float64 draws
-        assert "diagonal mass matrix, numba backend (cpu), seed 5" in read["report"]
+        assert "diagonal mass matrix, numba backend (cpu), target acceptance 0.85, seed 5" in read["report"]
 
 
 def test_a_seed_gives_the_same_draws_on_any_number_of_cores(first_run, second_run):

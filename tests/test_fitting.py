@@ -312,3 +312,15 @@ def test_the_sampler_gets_the_chosen_target_acceptance_and_records_it(monkeypatc
     assert asked == [0.8, 0.85]
     assert chosen.idata.sample_stats.attrs["target_accept"] == 0.8
     assert mine.idata.sample_stats.attrs["target_accept"] == 0.85
+
+
+def test_the_report_names_each_models_target_acceptance(small_fits):
+    from groupfx.report.outputs import _target_accept_text
+
+    fits = list(small_fits.values())
+    expected = {fit.label: fit.spec.target_accept_for(fit.data) for fit in fits}
+    text = _target_accept_text(fits)
+    assert text.startswith(", target acceptance ")
+    for label, value in expected.items():
+        assert f"{label} {value:g}" in text
+    assert _target_accept_text(fits[:1]) == f", target acceptance {expected[fits[0].label]:g}"

@@ -55,6 +55,17 @@ def run_table(fits: Sequence[Fit]) -> pd.DataFrame:
     )
 
 
+def _target_accept_text(fits: Sequence[Fit]) -> str:
+    """``", target acceptance 0.8"`` where every fit used one, else each model's; empty where none says."""
+    used = [(fit.label, fit.idata.sample_stats.attrs.get("target_accept")) for fit in fits]
+    used = [(label, value) for label, value in used if value is not None]
+    if not used:
+        return ""
+    if len({value for _, value in used}) == 1:
+        return f", target acceptance {used[0][1]:g}"
+    return ", target acceptance " + ", ".join(f"{label} {value:g}" for label, value in used)
+
+
 def causal_graph(simulated: SimulatedData) -> pm.Model:
     """The simulation's generative model with the truth set by ``do()`` (for its graph)."""
     settings, data = simulated.settings, simulated.data
@@ -179,7 +190,7 @@ def write_report(
         settings_text = (
             f"Sampler: nutpie, {settings.chains} chains x ({settings.tune} tuning + {settings.draws} draws), "
             f"{mass_matrix_text(settings)}, {settings.backend} backend"
-            f" ({fits[0].idata.sample_stats.attrs.get('device', 'cpu')}), seed "
+            f" ({fits[0].idata.sample_stats.attrs.get('device', 'cpu')}){_target_accept_text(fits)}, seed "
             f"{settings.seed}. Total time compiling {sum(f.timings.get('compile', 0) for f in fits):.1f} s, "
             f"sampling {sum(f.timings.get('sample', 0) for f in fits):.1f} s, "
             f"LOO {sum(f.timings.get('loo', 0) for f in fits):.1f} s."
