@@ -172,6 +172,13 @@ def machine_line(machine: dict) -> str:
     )
 
 
+def machine_short(machine: dict) -> str:
+    """The CPU and its widest vector extension, e.g. ``AMD EPYC 9B14, AVX2``: what a row names."""
+    ext = machine.get("vector_extensions", {})
+    widest = "AVX-512" if ext.get("avx512f") else "AVX2" if ext.get("avx2") else "no AVX2" if ext else "?"
+    return f"{machine.get('cpu', 'unknown CPU')}, {widest}"
+
+
 def groupfx_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("groupfx", "pymc", "pytensor", "nutpie", "numba", "arviz", "numpy"):
@@ -292,6 +299,7 @@ def base_row(kind: str, size: Size, tool: str, model: str, settings: dict) -> di
         **settings,
         "ran": stamp(),
         "load_avg": round(os.getloadavg()[0], 2),  # 1-minute load average as the row is made
+        "machine": machine_short(current_machine()),
     }
 
 
@@ -782,6 +790,28 @@ def estimates_table(rows: list[dict], tools: list[str]) -> list[str]:
     return lines
 
 
+def same_machine(a: dict, b: dict) -> bool:
+    """Whether two rows ran on the same machine (rows from before rows named theirs count as one)."""
+    return a.get("machine") == b.get("machine")
+
+
+def machines_line(rows: list[dict]) -> list[str]:
+    """Which tools' rows ran on which machine, where a size's rows span more than one."""
+    by_machine: dict[str, list[str]] = {}
+    for r in rows:
+        tools = by_machine.setdefault(r.get("machine") or "a machine not recorded", [])
+        label = TOOL_LABELS.get(r["tool"], r["tool"])
+        if label not in tools:
+            tools.append(label)
+    if len(by_machine) < 2:
+        return [f"Measured on {next(iter(by_machine))}.", ""] if by_machine else []
+    parts = "; ".join(f"{', '.join(tools)} on {machine}" for machine, tools in by_machine.items())
+    return [
+        f"Measured on more than one machine: {parts}. Ratios are given only between rows of one machine.",
+        "",
+    ]
+
+
 def ratio_table(rows: list[dict]) -> list[str]:
     lines = [
         "| model | peer | fit time | peak RSS | ESS/s bxy | ESS/s bzy | ESS/s buy | steps per draw |",
@@ -790,7 +820,7 @@ def ratio_table(rows: list[dict]) -> list[str]:
     ours = {r["model"]: r for r in rows if r["tool"] == "groupfx" and r.get("status") == "ok"}
     for r in rows:
         g = ours.get(r["model"])
-        if r["tool"] == "groupfx" or not has_draws(r) or g is None:
+        if r["tool"] == "groupfx" or not has_draws(r) or g is None or not same_machine(g, r):
             continue
         sampled = r["tool"] not in POINT_ESTIMATES
         cells = [
@@ -825,7 +855,7 @@ def study_table(rows: list[dict]) -> list[str]:
         )
     groupfx = next((r for r in rows if r["tool"] == "groupfx" and r.get("status") == "ok"), None)
     bambi = next((r for r in rows if r["tool"] == "bambi" and r.get("status") == "ok"), None)
-    if groupfx and bambi:
+    if groupfx and bambi and same_machine(groupfx, bambi):
         lines += [
             "",
             f"Whole study, groupfx / Bambi: wall time {ratio(groupfx['wall_s'], bambi['wall_s'])},"
@@ -859,6 +889,14 @@ def versions_lines(versions: dict) -> list[str]:
     return lines
 
 
+def command_lines(payload: dict) -> list[str]:
+    """The commands that made the page, each with the machine it ran on where the JSON says."""
+    commands = payload.get("commands", ["python benchmarks/peers_bench.py"])
+    machines = payload.get("command_machines", [])
+    machines = [None] * (len(commands) - len(machines)) + list(machines)
+    return [f"- `{c}`" + (f" (on {m})" if m else "") for c, m in zip(commands, machines, strict=True)]
+
+
 def render(payload: dict) -> str:
     """The markdown page of a results JSON (``machine``, ``versions``, ``command``, ``rows``)."""
     rows = payload.get("rows", [])
@@ -867,9 +905,9 @@ def render(payload: dict) -> str:
         "",
         f"Table written {payload.get('written', '')} (each row's own run time in the JSON) by:",
         "",
-        *[f"- `{command}`" for command in payload.get("commands", ["python benchmarks/peers_bench.py"])],
+        *command_lines(payload),
         "",
-        f"Machine: {machine_line(payload.get('machine', {}))}.",
+        f"Machine of the latest run: {machine_line(payload.get('machine', {}))}.",
         "",
         "Versions:",
         *versions_lines(payload.get("versions", {})),
@@ -912,6 +950,7 @@ def render(payload: dict) -> str:
                 " above a load of the core count are stretched for every tool alike).",
                 "",
             ]
+        lines += machines_line(size_rows)
         models = [r for r in size_rows if r.get("kind") == "model"]
         lines += cost_table(models)
         tools = [t for t in TOOLS if any(r["tool"] == t and has_draws(r) for r in models)]
@@ -1020,16 +1059,21 @@ def main(argv: list[str] | None = None) -> int:
     rows, versions = runner.rows, runner.versions
     command = "python benchmarks/peers_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     commands = [command.strip()]
+    machine = current_machine()
+    command_machines = [machine_short(machine)]
     previous = read_json(json_path) if args.merge else None
     if previous:
         rows = merge_rows(previous.get("rows", []), rows)
         versions = previous.get("versions", {}) | versions
         earlier = previous.get("commands") or ([previous["command"]] if "command" in previous else [])
         commands = earlier + commands
+        known = previous.get("command_machines", [])
+        command_machines = [None] * (len(earlier) - len(known)) + known + command_machines
     payload = {
         "written": stamp(),
         "commands": commands,
-        "machine": current_machine(),
+        "command_machines": command_machines,
+        "machine": machine,
         "versions": versions,
         "rows": sorted(rows, key=model_order),
     }

@@ -243,3 +243,30 @@ def test_run_that_dies_in_loo_keeps_its_sampling_numbers(bench):
     # a run that died before its sampling was done has nothing but the reason
     early = bench.finish_row("model", size, "bambi", "naive", settings, killed, Path("/nonexistent"), None)
     assert not early.get("sampled") and "effects" not in early
+
+
+def test_rows_name_their_machine_and_ratios_stay_within_one(bench):
+    here = ok_row(bench, "groupfx", "mundlak", fit_s=2.0, ess=4000)
+    assert here["machine"] == bench.machine_short(bench.current_machine())
+    bambi_here = ok_row(bench, "bambi", "mundlak", fit_s=20.0, ess=1000)
+    brms_elsewhere = ok_row(bench, "brms", "mundlak", fit_s=100.0, ess=500) | {"machine": "AMD EPYC, AVX2"}
+    text = bench.render({"rows": [here, bambi_here, brms_elsewhere]})
+    assert "Measured on more than one machine:" in text
+    assert "brms (rstan) on AMD EPYC, AVX2" in text
+    ratios = text[text.index("Ratios groupfx / peer") :]
+    assert "| Mundlak | Bambi + nutpie | 0.10 |" in ratios
+    assert "| Mundlak | brms (rstan) |" not in ratios  # another machine: no ratio
+
+
+def test_each_command_names_the_machine_it_ran_on(bench):
+    payload = {"commands": ["first", "second", "third"], "command_machines": ["A, AVX2", "B, AVX-512"]}
+    assert bench.command_lines(payload) == [
+        "- `first`",
+        "- `second` (on A, AVX2)",
+        "- `third` (on B, AVX-512)",
+    ]
+    machine = {"cpu": "Intel Xeon", "vector_extensions": {"avx2": True, "avx512f": True}}
+    assert bench.machine_short(machine) == "Intel Xeon, AVX-512"
+    assert bench.machine_short({"cpu": "EPYC", "vector_extensions": {"avx2": True, "avx512f": False}}) == (
+        "EPYC, AVX2"
+    )
