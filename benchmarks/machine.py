@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Collection
 from pathlib import Path
 
 VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_vnni")
@@ -73,11 +74,15 @@ def memory_gib() -> float | None:
         return None
 
 
+def widest(extensions: Collection[str]) -> str:
+    """The widest x86 vector extension among ``extensions``: ``AVX-512``, ``AVX2`` or ``no AVX2``."""
+    return "AVX-512" if "avx512f" in extensions else "AVX2" if "avx2" in extensions else "no AVX2"
+
+
 def short(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU and its widest vector extension, for a table row, e.g. ``AMD EPYC 7B13, AVX2``."""
     vectors = vector_extensions(cpuinfo)
-    widest = "AVX-512" if "avx512f" in vectors else "AVX2" if "avx2" in vectors else "no AVX2"
-    return f"{cpu_name(cpuinfo)}, {widest if vectors else 'vector extensions unknown'}"
+    return f"{cpu_name(cpuinfo)}, {widest(vectors) if vectors else 'vector extensions unknown'}"
 
 
 def describe() -> str:

@@ -33,6 +33,7 @@ the page from the JSON alone.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from groupfx.util.files import atomic_path
+from machine import widest
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -144,6 +146,7 @@ def describe_machine(cpuinfo: str, meminfo: str, cores: int | None, python: str,
     }
 
 
+@functools.cache  # every row names the machine: read /proc once a run
 def current_machine() -> dict:
     def read(path: str) -> str:
         try:
@@ -175,8 +178,8 @@ def machine_line(machine: dict) -> str:
 def machine_short(machine: dict) -> str:
     """The CPU and its widest vector extension, e.g. ``AMD EPYC 9B14, AVX2``: what a row names."""
     ext = machine.get("vector_extensions", {})
-    widest = "AVX-512" if ext.get("avx512f") else "AVX2" if ext.get("avx2") else "no AVX2" if ext else "?"
-    return f"{machine.get('cpu', 'unknown CPU')}, {widest}"
+    found = [name for name, has in ext.items() if has]
+    return f"{machine.get('cpu', 'unknown CPU')}, {widest(found) if ext else '?'}"
 
 
 def groupfx_versions() -> dict[str, str]:

@@ -15,10 +15,14 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "peers_bench.py"
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("peers_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["peers_bench"] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(SCRIPT.parent))  # peers_bench imports its sibling machine.py, as a script does
+    try:
+        spec = importlib.util.spec_from_file_location("peers_bench", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["peers_bench"] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
     yield module
     sys.modules.pop("peers_bench", None)
 
