@@ -55,6 +55,20 @@ def _acceptance(text: str) -> float:
     return value
 
 
+def _loo_setting(text: str) -> str | int:
+    if text in ("auto", "exact"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto, exact or a number of units to subsample, got {text!r}"
+        ) from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"a subsample needs at least 2 units, got {value}")
+    return value
+
+
 def _model_list(text: str) -> list[str]:
     from groupfx.models.builders import DEFAULT_MODELS, MODELS
 
@@ -102,6 +116,15 @@ def _add_sampling_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="NUTS target acceptance for every model (default each model's own: 0.8 naive, 0.95 fixed"
         " effects, 0.9 the pooled models, 0.8 for them from 300 groups on one-way data)",
+    )
+    parser.add_argument(
+        "--loo",
+        type=_loo_setting,
+        default="auto",
+        metavar="{auto,exact,N}",
+        help="PSIS-LOO of every unit (exact), of a random subsample of N units with the rest approximated,"
+        " or auto: every unit below 100 million log-likelihood values (25,000 units at 4,000 draws), a"
+        " subsample sized for a subsampling SE of about 1 above (auto)",
     )
     parser.add_argument(
         "--models",
@@ -389,6 +412,7 @@ def _sampler(args: argparse.Namespace):
         backend=args.backend,
         low_rank_mass_matrix={"auto": None, "low-rank": True, "diagonal": False}[args.mass_matrix],
         target_accept=args.target_accept,
+        loo=args.loo,
     )
 
 

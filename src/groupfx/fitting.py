@@ -142,7 +142,9 @@ def fit(
     idata.posterior.attrs.update({"groupfx_model": spec.name, "sampler_seed": seed})
     timings["loo"] = time.perf_counter() - start
 
-    issues = find_issues(idata, spec.label) + pareto_k_issues(elpd.pareto_k, spec.label)
+    issues = find_issues(idata, spec.label) + pareto_k_issues(
+        elpd.pareto_k, spec.label, n_units=int(elpd.n_data_points)
+    )
     if warn:
         warn_issues(issues)
     return Fit(

@@ -35,7 +35,9 @@ class DiagnosticIssue:
     threshold : float
         The threshold it crossed.
     out_of : int, optional
-        For ``"pareto_k"``: the number of units.
+        For ``"pareto_k"``: the number of units whose k was computed.
+    subsample_of : int, optional
+        For ``"pareto_k"`` of a LOO on a subsample of the units: the number of units in the data.
     """
 
     model: str
@@ -44,6 +46,7 @@ class DiagnosticIssue:
     value: float
     threshold: float
     out_of: int | None = None
+    subsample_of: int | None = None
 
     @property
     def of_sampler(self) -> bool:
@@ -60,8 +63,9 @@ class DiagnosticIssue:
             )
         if self.kind == "pareto_k":
             n, one = int(self.value), int(self.value) == 1
+            among = f" (a random subsample of the {self.subsample_of:,})" if self.subsample_of else ""
             return (
-                f"{self.model}: {n} of {self.out_of} units {'has' if one else 'have'} Pareto k >"
+                f"{self.model}: {n} of {self.out_of:,} units{among} {'has' if one else 'have'} Pareto k >"
                 f" {self.threshold}: PSIS-LOO is unreliable for {'it' if one else 'them'} (influential units,"
                 " often in small groups or groups whose y barely varies); its elpd and rank are approximate."
             )
@@ -136,7 +140,7 @@ def find_issues(
 
 
 def pareto_k_issues(
-    pareto_k: np.ndarray, model_label: str, *, k_max: float = PARETO_K_MAX
+    pareto_k: np.ndarray, model_label: str, *, k_max: float = PARETO_K_MAX, n_units: int | None = None
 ) -> list[DiagnosticIssue]:
     """The Pareto-k issue of a fit's PSIS-LOO: one, counting the units with k above ``k_max``, or none.
 
@@ -148,10 +152,17 @@ def pareto_k_issues(
         Name used in the message.
     k_max : float
         Threshold (default 0.7).
+    n_units : int, optional
+        Units in the data, where ``pareto_k`` covers a subsample of them (``ELPDData.n_data_points``).
     """
     k = np.asarray(pareto_k, dtype=float)
     bad = int((k > k_max).sum())
-    return [DiagnosticIssue(model_label, "loo", "pareto_k", bad, k_max, int(k.size))] if bad else []
+    subsample_of = n_units if n_units is not None and n_units > k.size else None
+    return (
+        [DiagnosticIssue(model_label, "loo", "pareto_k", bad, k_max, int(k.size), subsample_of)]
+        if bad
+        else []
+    )
 
 
 _KIND_TEXT = {"r_hat": "R-hat > {t}", "ess_bulk": "bulk ESS < {t:.0f}", "ess_tail": "tail ESS < {t:.0f}"}

@@ -62,6 +62,13 @@ class SamplerSettings:
         ``"numba"`` (default): groupfx's fused kernels where they serve the model, else the PyMC model
         compiled by numba; all on the CPU. ``"jax"``: the PyMC model compiled to JAX, on JAX's default
         device (a GPU where ``jax`` has one; needs the ``jax`` extra).
+    loo : str or int
+        How each fit is scored by PSIS-LOO after sampling. ``"auto"`` (default): every unit, except on
+        data of 100 million log-likelihood values or more (25,000 units at 4,000 draws), where a random
+        subsample of the units is smoothed exactly and the rest approximated (the difference estimator
+        of Magnusson et al. 2019), the subsample sized for a subsampling SE of about 1 (every unit where
+        that would need half of them). ``"exact"``: every unit. An int ``m``: a subsample of ``m`` units.
+        See :mod:`groupfx.loo.subsample`.
     """
 
     draws: int = 1000
@@ -73,6 +80,7 @@ class SamplerSettings:
     low_rank_mass_matrix: bool | None = None
     precision: str = "float64"
     backend: str = "numba"
+    loo: str | int = "auto"
 
     def __post_init__(self) -> None:
         for name, minimum in (("draws", 1), ("tune", 0), ("chains", 1), ("seed", 0)):
@@ -96,6 +104,11 @@ class SamplerSettings:
             )
         if self.precision not in ("float64", "float32"):
             raise InputError(f"precision must be 'float64' or 'float32' (got {self.precision!r}).")
+        if not (self.loo in ("auto", "exact") or _is_count(self.loo, minimum=2)):
+            raise InputError(
+                "loo must be 'auto', 'exact' or a number of units (at least 2) to subsample"
+                f" (got {self.loo!r})."
+            )
         if self.target_accept is not None and not 0 < self.target_accept < 1:
             raise InputError(f"target_accept must lie strictly between 0 and 1 (got {self.target_accept}).")
 
@@ -111,6 +124,10 @@ class SamplerSettings:
 
 LOW_RANK_MAX_PARAMETERS = 1000
 """Above this many parameters the automatic choice is the diagonal mass matrix."""
+
+
+def _is_count(value: object, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
 
 
 def uses_low_rank(settings: SamplerSettings, n_parameters: int) -> bool:

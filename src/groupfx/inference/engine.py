@@ -118,7 +118,8 @@ class Engine:
     def loo(self, idata: az.InferenceData) -> az.ELPDData:
         """PSIS-LOO of the outcome under ``idata``'s posterior, drawn by this engine on its data."""
         if self.closed_form:
-            return fused_loo.loo(kernels.FusedModel(self.model, self.data, self.family), idata.posterior)
+            fused = kernels.FusedModel(self.model, self.data, self.family)
+            return fused_loo.loo(fused, idata.posterior, self.settings.loo)
         return self._graph_loo(idata)
 
     def _graph_loo(self, idata: az.InferenceData) -> az.ELPDData:
@@ -161,7 +162,9 @@ class FusedEngine(Engine):
 
     def loo(self, idata: az.InferenceData) -> az.ELPDData:
         kernel = self._kernel or kernels.FusedModel(self.model, self.data, self.family)
-        return fused_loo.loo(kernel, idata.posterior)  # in float64 whatever the kernel's precision
+        return fused_loo.loo(
+            kernel, idata.posterior, self.settings.loo
+        )  # in float64 whatever the kernel's precision
 
 
 @dataclass
@@ -217,7 +220,7 @@ class GraphEngine(Engine):
         graph = self.compile()._graph
         with _lock:  # the log-likelihood reads the data containers of one model copy, shared by swaps
             pm.set_data(self._values(self.data), model=graph.loglik[2])
-            return loo(graph.model, idata, function=graph.loglik)
+            return loo(graph.model, idata, function=graph.loglik, setting=self.settings.loo)
 
     def expected_outcome(self) -> ExpectedOutcome:
         if self.closed_form or self._graph is None or self._compiled is not self._graph.compiled:

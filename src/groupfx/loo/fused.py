@@ -30,7 +30,7 @@ from groupfx.engines.kernels import (
     period_predictor,
     predictor_parameters,
 )
-from groupfx.loo import loglik, psis
+from groupfx.loo import loglik, psis, subsample
 
 FAST = vector_math.FAST
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -113,7 +113,7 @@ def _constant(fused: FusedModel) -> np.ndarray:
     return np.zeros(len(y))
 
 
-def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
+def loo(fused: FusedModel, posterior: xr.Dataset, setting: str | int = "auto") -> az.ELPDData:
     """PSIS-LOO of the outcome under the fused model's posterior, block by block of groups.
 
     Parameters
@@ -122,46 +122,115 @@ def loo(fused: FusedModel, posterior: xr.Dataset) -> az.ELPDData:
         The model and data the posterior was drawn with (its precision is ignored: LOO is float64).
     posterior : xarray.Dataset
         Draws named as :meth:`FusedModel.expand` names them.
+    setting : str or int
+        ``"auto"``, ``"exact"`` or a number of units to subsample (:func:`groupfx.loo.subsample.loo`).
 
     Returns
     -------
     arviz.ELPDData
-        As ``arviz.loo(..., pointwise=True)`` returns it, units in the data's order.
+        As ``arviz.loo(..., pointwise=True)`` returns it, units in the data's order (subsampled: see
+        :func:`groupfx.loo.subsample.loo`).
     """
     if fused.precision != "float64":
         fused = FusedModel(fused.model, fused.data, fused.family)
-    arrays = fused.arrays
-    xt, y, starts, trials, offset = arrays.xt, arrays.y, arrays.starts, arrays.trials, arrays.offset
     names = predictor_parameters(fused.kind, fused.data) + list(fused.family.noise_parameters)
     draws = loglik.flatten_draws(posterior, names)
     n_samples = draws["bxy"].shape[0]
-    bxy = np.ascontiguousarray(draws["bxy"].T)
-    log_sigma = np.log(draws["sigma_y"]) if "sigma_y" in draws else np.zeros(n_samples)
-    constant = _constant(fused)
+    n_units = len(fused.arrays.y)
     cutoff_rank = psis.tail_length(n_samples, loglik.relative_efficiency(posterior))
+    position = np.empty(n_units, dtype=np.int64)  # each unit's place in the kernel's (sorted) order
+    position[fused.order] = np.arange(n_units)
+
+    def exact(units: np.ndarray | None):
+        if units is None:
+            sorted_values = _sorted_loo(fused, draws, None, cutoff_rank)
+            values = tuple(np.empty(n_units) for _ in range(3))
+            for target, result in zip(values, sorted_values, strict=True):
+                target[fused.order] = result
+            return values
+        places = np.sort(position[units])
+        back = np.argsort(fused.order[places])  # the sorted places' results in the units' order
+        return tuple(result[back] for result in _sorted_loo(fused, draws, places, cutoff_rank))
+
+    def approximate() -> np.ndarray:
+        at_mean = _sorted_logliks_at_mean(fused, draws)
+        values = np.empty(n_units)
+        values[fused.order] = at_mean
+        return values
+
+    return subsample.loo(n_units, n_samples, exact, approximate, setting)
+
+
+def _common(fused: FusedModel, draws) -> tuple:
+    """What every block of :func:`_unit_logliks` reads whole: ``(family, period, bxy, log_sigma, c)``
+    (``c``: each unit's normalising constant)."""
+    n_samples = draws["bxy"].shape[0]
+    return (
+        fused.family.kernel_code,
+        np.ascontiguousarray(period_predictor(fused.kind, draws, fused.data).T),  # (T, S); 0 rows one-way
+        np.ascontiguousarray(draws["bxy"].T),
+        np.log(draws["sigma_y"]) if "sigma_y" in draws else np.zeros(n_samples),
+        _constant(fused),
+    )
+
+
+def _inputs(fused: FusedModel, common: tuple, c: np.ndarray, units: slice | np.ndarray, starts: np.ndarray):
+    """What :func:`_unit_logliks` reads for the groups of ``c`` (groups, S) and their ``units`` (kernel
+    order), ``starts`` their boundaries among those units."""
+    arrays = fused.arrays
+    family, period, bxy, log_sigma, constant = common
+    times = arrays.t[units] if arrays.t.size else arrays.t  # each unit's period (empty one-way)
+    return (family, c, period, times, bxy, log_sigma, np.ascontiguousarray(arrays.xt[:, units]),
+            arrays.y[units], arrays.trials[units], arrays.offset[units], constant[units], starts)  # fmt: skip
+
+
+def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank: int):
+    """``(elpd_i, lppd_i, k_i)`` of the units at kernel-order ``places`` (ascending; None: every unit),
+    in blocks of whole groups holding about :func:`~groupfx.loo.loglik.loo_block_units` of them."""
+    starts = fused.arrays.starts
+    n_samples = draws["bxy"].shape[0]
+    every = places is None
+    places = np.arange(len(fused.arrays.y)) if every else places
+    below = np.searchsorted(places, starts)  # how many of the places lie before each group boundary
     block_units = loglik.loo_block_units(n_samples)
-    period = np.ascontiguousarray(period_predictor(fused.kind, draws, fused.data).T)  # (T, S); 0 rows one-way
-    times = arrays.t  # each unit's period, sorted as the units (empty one-way)
-    family = fused.family.kernel_code
-    n_units = len(y)
-    threads = n_units * n_samples >= psis.THREADS_FROM
-    sorted_values = [np.empty(n_units) for _ in range(3)]
-    lo = 0
-    while lo < fused.data.n_groups:  # blocks of whole groups, about block_units units each
-        hi = int(np.searchsorted(starts, starts[lo] + block_units, side="right")) - 1
+    threads = len(places) * n_samples >= psis.THREADS_FROM
+    results = tuple(np.empty(len(places)) for _ in range(3))
+    common = _common(fused, draws)
+    done = 0
+    while done < len(places):  # groups lo:hi hold the places done:below[hi]
+        lo = int(np.searchsorted(starts, places[done], side="right")) - 1
+        hi = int(np.searchsorted(below, done + block_units, side="right")) - 1
         hi = min(max(hi, lo + 1), fused.data.n_groups)
-        first, last = starts[lo], starts[hi]
-        values = np.empty((last - first, n_samples))
-        inputs = (family, _group_part(fused, draws, lo, hi), period, times[first:last], bxy, log_sigma,
-                  xt[:, first:last], y[first:last], trials[first:last], offset[first:last],
-                  constant[first:last], starts[lo : hi + 1] - first)  # fmt: skip
+        end = int(below[hi])
+        units = slice(int(starts[lo]), int(starts[hi])) if every else places[done:end]
+        inputs = _inputs(fused, common, _group_part(fused, draws, lo, hi), units, below[lo : hi + 1] - done)
+        values = np.empty((end - done, n_samples))
         with psis.thread_pool(threads) as pool:
             (_unit_logliks_threads if pool else _unit_logliks)(inputs, values)
-            results = psis.psis_loo(values, cutoff_rank, pool)
-        for target, result in zip(sorted_values, results, strict=True):
-            target[first:last] = result
-        lo = hi
-    elpd_i, lppd_i, pareto_k = (np.empty(n_units) for _ in range(3))
-    for target, values in zip((elpd_i, lppd_i, pareto_k), sorted_values, strict=True):
-        target[fused.order] = values
-    return loglik.elpd_data(elpd_i, lppd_i, pareto_k, n_samples)
+            for target, result in zip(results, psis.psis_loo(values, cutoff_rank, pool), strict=True):
+                target[done:end] = result
+        done = end
+    return results
+
+
+GROUP_BLOCK = 1024
+"""Groups whose linear predictor :func:`_sorted_logliks_at_mean` averages over the draws at once."""
+
+
+def _sorted_logliks_at_mean(fused: FusedModel, draws) -> np.ndarray:
+    """Each unit's log-likelihood (kernel order) at the posterior mean of its linear predictor (and of
+    log sigma): the approximation of its elpd_loo a subsampled LOO corrects (``plpd``)."""
+    n_groups = fused.data.n_groups
+    group_mean = np.concatenate(
+        [
+            group_predictor(fused.kind, draws, fused.data, slice(lo, min(lo + GROUP_BLOCK, n_groups))).mean(0)
+            for lo in range(0, n_groups, GROUP_BLOCK)
+        ]
+    )
+    family, period, bxy, log_sigma, constant = _common(fused, draws)
+    common = (family, period.mean(axis=1, keepdims=True), bxy.mean(axis=1, keepdims=True),
+              log_sigma.mean(keepdims=True), constant)  # fmt: skip
+    c = np.ascontiguousarray(group_mean[:, None])
+    values = np.empty((len(fused.arrays.y), 1))
+    _unit_logliks(_inputs(fused, common, c, slice(None), fused.arrays.starts), values)
+    return values[:, 0]

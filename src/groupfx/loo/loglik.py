@@ -19,13 +19,11 @@ from pymc.model.transform.conditioning import remove_value_transforms
 from pytensor.graph.replace import vectorize_graph
 from pytensor.graph.traversal import explicit_graph_inputs
 
-from groupfx.loo import psis
+from groupfx.loo import psis, subsample
 from groupfx.models.families import OUTCOME
 
 BLOCK_BYTES = 256 * 2**20
 """Largest block of pointwise values computed at once."""
-ELPD_FIELDS = ("elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k")
-ELPD_FIELDS += ("scale", "good_k")
 LOO_BLOCK_BYTES = 64 * 2**20
 """Largest block of pointwise values :func:`loo` holds (all draws of a block of units)."""
 
@@ -104,13 +102,20 @@ def loo_block_units(n_samples: int) -> int:
     return max(1, LOO_BLOCK_BYTES // (8 * n_samples))
 
 
-def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, function=None) -> az.ELPDData:
+def loo(
+    model: pm.Model,
+    idata: az.InferenceData,
+    var_name: str = OUTCOME,
+    function=None,
+    setting: str | int = "auto",
+) -> az.ELPDData:
     """PSIS-LOO of ``var_name``, computed block by block over the units and kept nowhere.
 
     The pointwise log-likelihood is evaluated for a block of units at a time (all draws, at most
     ``LOO_BLOCK_BYTES``), smoothed and summed by :func:`groupfx.loo.psis.psis_loo`, and dropped, so the
-    ``chains x draws x N`` array never exists: at N = 1e6 and 4000 draws it would be 32 GB. The result is
-    ``arviz.loo``'s (tests hold the two equal) and works with ``arviz.compare``.
+    ``chains x draws x N`` array never exists: at N = 1e6 and 4000 draws it would be 32 GB. With every
+    unit computed the result is ``arviz.loo``'s (tests hold the two equal) and works with
+    ``arviz.compare``; on large data :func:`groupfx.loo.subsample.loo` may score a subsample instead.
 
     Parameters
     ----------
@@ -122,11 +127,13 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
         Observed variable.
     function : tuple, optional
         ``pointwise_loglik_function(model, var_name)``, compiled once and reused.
+    setting : str or int
+        ``"auto"``, ``"exact"`` or a number of units to subsample (:func:`groupfx.loo.subsample.loo`).
 
     Returns
     -------
     arviz.ELPDData
-        As ``arviz.loo(..., pointwise=True)`` returns it.
+        As ``arviz.loo(..., pointwise=True)`` returns it (subsampled: see :func:`groupfx.loo.subsample.loo`).
     """
     fn, names, umodel = function or pointwise_loglik_function(model, var_name)
     posterior = idata.posterior
@@ -140,26 +147,41 @@ def loo(model: pm.Model, idata: az.InferenceData, var_name: str = OUTCOME, funct
         if name in {v.name for v in umodel.data_vars} and dims and dims[0] == "unit"
     }
     n_obs = len(next(iter(unit_data.values())))
+
+    def evaluate(units: np.ndarray | slice, draws: list[np.ndarray]) -> np.ndarray:
+        """The log-likelihood of ``units`` under each of ``draws``, as (units, draws)."""
+        pm.set_data(
+            {name: values[units] for name, values in unit_data.items()},
+            model=umodel,
+            coords={"unit": np.arange(n_obs)[units]},
+        )
+        return np.ascontiguousarray(np.asarray(fn(*draws)).reshape(draws[0].shape[0], -1).T)
+
     cutoff_rank = psis.tail_length(n_samples, relative_efficiency(posterior))
-    block = loo_block_units(n_samples)
-    threads = n_obs * n_samples >= psis.THREADS_FROM
-    elpd_i, lppd_i, pareto_k = (np.empty(n_obs) for _ in range(3))
-    try:
-        for start in range(0, n_obs, block):
-            stop = min(n_obs, start + block)
-            pm.set_data(
-                {name: values[start:stop] for name, values in unit_data.items()},
-                model=umodel,
-                coords={"unit": np.arange(start, stop)},
-            )
-            values = np.ascontiguousarray(np.asarray(fn(*stacked)).reshape(n_samples, stop - start).T)
+
+    def exact(units: np.ndarray | None):
+        chosen = np.arange(n_obs) if units is None else units
+        block = loo_block_units(n_samples)
+        threads = len(chosen) * n_samples >= psis.THREADS_FROM
+        elpd_i, lppd_i, pareto_k = (np.empty(len(chosen)) for _ in range(3))
+        for start in range(0, len(chosen), block):
+            stop = min(len(chosen), start + block)
+            picked = slice(start, stop) if units is None else chosen[start:stop]
+            values = evaluate(picked, stacked)
             with psis.thread_pool(threads) as pool:
                 elpd_i[start:stop], lppd_i[start:stop], pareto_k[start:stop] = psis.psis_loo(
                     values, cutoff_rank, pool
                 )
+        return elpd_i, lppd_i, pareto_k
+
+    def approximate() -> np.ndarray:
+        means = [draws.mean(axis=0, keepdims=True) for draws in stacked]
+        return evaluate(slice(None), means)[:, 0]
+
+    try:
+        return subsample.loo(n_obs, n_samples, exact, approximate, setting)
     finally:  # the model copy may be reused (the study's compile cache): give it its data back
         pm.set_data(unit_data, model=umodel, coords={"unit": np.arange(n_obs)})
-    return elpd_data(elpd_i, lppd_i, pareto_k, n_samples)
 
 
 def relative_efficiency(posterior: xr.Dataset) -> float:
@@ -170,26 +192,3 @@ def relative_efficiency(posterior: xr.Dataset) -> float:
     ess_mean = az.ess(posterior, method="mean")
     values = np.hstack([ess_mean[v].values.ravel() for v in ess_mean.data_vars])
     return float(values.mean() / (n_chains * n_draws))
-
-
-def elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_samples: int) -> az.ELPDData:
-    """``arviz.loo``'s result object (log scale, pointwise) from the pointwise values."""
-    n_obs = len(elpd_i)
-    good_k = min(1 - 1 / np.log10(n_samples), 0.7)
-    warning = bool(np.any(pareto_k > good_k))  # fit() reports k > 0.7 as a diagnostic
-    coords = {"unit": np.arange(n_obs)}
-    return az.ELPDData(
-        data=[
-            float(elpd_i.sum()),
-            float((n_obs * np.var(elpd_i)) ** 0.5),
-            float(lppd_i.sum() - elpd_i.sum()),
-            n_samples,
-            n_obs,
-            warning,
-            xr.DataArray(elpd_i, dims=("unit",), coords=coords, name="loo_i"),
-            xr.DataArray(pareto_k, dims=("unit",), coords=coords, name="pareto_shape"),
-            "log",
-            good_k,
-        ],
-        index=list(ELPD_FIELDS),
-    )

@@ -16,6 +16,7 @@ import pandas as pd
 from groupfx.data.grouped import GroupedData
 from groupfx.engines.diagnostics import ESS_MIN, PARETO_K_MAX, RHAT_MAX, condense
 from groupfx.loo import loglik
+from groupfx.loo.subsample import is_subsampled, n_subsample
 from groupfx.models.families import get_family
 from groupfx.models.graphs import GraphFile
 from groupfx.models.priors import DEFAULT_PRIORS
@@ -161,8 +162,14 @@ def loo_notes(fits: Sequence[Fit]) -> list[str]:
     for fit in fits:
         bad = int((np.asarray(fit.loo.pareto_k) > PARETO_K_MAX).sum())
         if bad:
+            among = (
+                f" (a random subsample of the {int(fit.loo.n_data_points):,})"
+                if is_subsampled(fit.loo)
+                else ""
+            )
             notes.append(
-                f"{fit.label}: {bad} of {len(fit.loo.pareto_k)} observations have Pareto k > {PARETO_K_MAX},"
+                f"{fit.label}: {bad} of {len(fit.loo.pareto_k)} observations{among} have Pareto k >"
+                f" {PARETO_K_MAX},"
                 " so its LOO estimate is unreliable there (they are influential: often units of small or"
                 f" all-0 / all-1 groups whose intercept they alone inform); read {what} with care."
             )
@@ -177,11 +184,30 @@ def loo_cost(fits: Sequence[Fit]) -> str:
     n_samples, n_units = int(first.loo.n_samples), int(first.loo.n_data_points)
     block = loglik.loo_block_units(n_samples)
     seconds = ", ".join(f"{fit.label} {fit.timings.get('loo', float('nan')):.1f} s" for fit in fits)
-    return (
+    text = (
         f"The pointwise log-likelihood ({n_samples:,} draws x {n_units:,} units,"
         f" {8 * n_samples * n_units / 2**20:,.0f} MiB if held whole) was computed {min(block, n_units):,}"
         f" units at a time ({8 * n_samples * min(block, n_units) / 2**20:,.0f} MiB), smoothed and dropped;"
         f" LOO took {seconds}."
+    )
+    return text + subsample_text(fits)
+
+
+def subsample_text(fits: Sequence[Fit]) -> str:
+    """What the report says of the fits whose LOO smoothed a subsample of the units (empty if none did)."""
+    sampled = [fit for fit in fits if is_subsampled(fit.loo)]
+    if not sampled:
+        return ""
+    each = ", ".join(
+        f"{fit.label} {n_subsample(fit.loo):,} (subsampling SE {float(fit.loo.subsample_se):.2f})"
+        for fit in sampled
+    )
+    return (
+        f" On these {int(sampled[0].loo.n_data_points):,} units PSIS smoothed a random subsample exactly"
+        f" and the log-likelihood at the posterior mean stood in for the rest, corrected by the subsample"
+        f" (the difference estimator of Magnusson et al. 2019): {each}; every model shares the units of"
+        ' the smallest subsample, on which the differences are estimated. Pass --loo exact (loo="exact")'
+        " to smooth every unit."
     )
 
 

@@ -17,6 +17,7 @@ from groupfx.engines.diagnostics import DiagnosticIssue, parameter_diagnostics
 from groupfx.engines.sampling import SamplerSettings
 from groupfx.errors import InputError
 from groupfx.inference.engine import Engine, choose_engine
+from groupfx.loo import subsample
 from groupfx.models.builders import ModelSpec, build_model, get_spec
 from groupfx.models.priors import Prior
 from groupfx.util.files import atomic_path
@@ -382,6 +383,10 @@ def compare(fits: Fit | Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
         :data:`SINGLE_COMPARE_COLUMNS`: its ``elpd_loo``, ``p_loo`` and ``se``, rank 0 and weight 1; the
         columns that only mean something against another model (``elpd_diff``, ``dse``) and ArviZ's
         ``warning`` flag are left out (the Pareto k of its observations are in ``fit.loo.pareto_k``).
+        Where a fit was scored on a subsample of the units (large data, ``loo="auto"``), the table is
+        :func:`groupfx.loo.subsample.compare_table`'s: the same columns, the differences estimated on the
+        units every model shares, plus ``subsample_se``, ``subsample_dse`` and ``subsample`` (units
+        smoothed exactly); a single subsampled fit's row adds ``subsample_se`` and ``subsample``.
 
     Raises
     ------
@@ -399,8 +404,15 @@ def compare(fits: Fit | Mapping[str, Fit] | Sequence[Fit]) -> pd.DataFrame:
             "se": float(fit.loo.se),
             "scale": str(fit.loo.scale),
         }
-        return pd.DataFrame([row], index=pd.Index([fit.label], name="model"))[list(SINGLE_COMPARE_COLUMNS)]
-    table = az.compare({fit.label: fit.loo for fit in fits}, ic="loo")
+        columns = list(SINGLE_COMPARE_COLUMNS)
+        if subsample.is_subsampled(fit.loo):
+            row |= {"subsample_se": float(fit.loo.subsample_se), "subsample": subsample.n_subsample(fit.loo)}
+            columns += ["subsample_se", "subsample"]
+        return pd.DataFrame([row], index=pd.Index([fit.label], name="model"))[columns]
+    elpds = {fit.label: fit.loo for fit in fits}
+    if any(subsample.is_subsampled(elpd) for elpd in elpds.values()):
+        return subsample.compare_table(elpds)
+    table = az.compare(elpds, ic="loo")
     table.index.name = "model"
     return table
 
