@@ -94,10 +94,9 @@ def _unit_logliks_threads(inputs, out):
         _group_logliks(gb, inputs, out)
 
 
-def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], lo: int, hi: int) -> np.ndarray:
-    """The group-level linear predictor ``c[g]`` of groups ``lo:hi`` for every draw, as (hi - lo, S)."""
-    data = fused.data
-    return np.ascontiguousarray(group_predictor(fused.kind, draws, data, slice(lo, hi)).T)
+def _group_part(fused: FusedModel, draws: dict[str, np.ndarray], groups: slice | np.ndarray) -> np.ndarray:
+    """The group-level linear predictor ``c[g]`` of ``groups`` for every draw, as (groups, S)."""
+    return np.ascontiguousarray(group_predictor(fused.kind, draws, fused.data, groups).T)
 
 
 def _constant(fused: FusedModel) -> np.ndarray:
@@ -186,25 +185,37 @@ def _inputs(fused: FusedModel, common: tuple, c: np.ndarray, units: slice | np.n
 
 def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank: int):
     """``(elpd_i, lppd_i, k_i)`` of the units at kernel-order ``places`` (ascending; None: every unit),
-    in blocks of whole groups holding about :func:`~groupfx.loo.loglik.loo_block_units` of them."""
+    in blocks of whole groups holding at most :func:`~groupfx.loo.loglik.loo_block_units` of them (or
+    one larger group); on a subsample only the groups that hold a place are evaluated."""
     starts = fused.arrays.starts
     n_samples = draws["bxy"].shape[0]
     every = places is None
     places = np.arange(len(fused.arrays.y)) if every else places
+    group_of = np.searchsorted(starts, places, side="right") - 1  # each place's group
     below = np.searchsorted(places, starts)  # how many of the places lie before each group boundary
     block_units = loglik.loo_block_units(n_samples)
     threads = len(places) * n_samples >= psis.THREADS_FROM
     results = tuple(np.empty(len(places)) for _ in range(3))
     common = _common(fused, draws)
+    buffer = np.empty((min(block_units, len(places)), n_samples))
     done = 0
-    while done < len(places):  # groups lo:hi hold the places done:below[hi]
-        lo = int(np.searchsorted(starts, places[done], side="right")) - 1
-        hi = int(np.searchsorted(below, done + block_units, side="right")) - 1
-        hi = min(max(hi, lo + 1), fused.data.n_groups)
-        end = int(below[hi])
-        units = slice(int(starts[lo]), int(starts[hi])) if every else places[done:end]
-        inputs = _inputs(fused, common, _group_part(fused, draws, lo, hi), units, below[lo : hi + 1] - done)
-        values = np.empty((end - done, n_samples))
+    while done < len(places):
+        end = done + block_units
+        if end >= len(places):
+            end = len(places)
+        else:  # stop before the group that would overflow the block, unless it alone is the block
+            cut = int(np.searchsorted(group_of, group_of[end], side="left"))
+            end = cut if cut > done else int(np.searchsorted(group_of, group_of[done], side="right"))
+        if every:
+            lo, hi = int(group_of[done]), int(group_of[end - 1]) + 1
+            groups, units, block_starts = slice(lo, hi), slice(done, end), below[lo : hi + 1] - done
+        else:
+            groups, first = np.unique(group_of[done:end], return_index=True)
+            units, block_starts = places[done:end], np.append(first, end - done)
+        inputs = _inputs(fused, common, _group_part(fused, draws, groups), units, block_starts)
+        if buffer.shape[0] < end - done:  # a group larger than a block
+            buffer = np.empty((end - done, n_samples))
+        values = buffer[: end - done]  # one buffer for every block: its pages are touched once
         with psis.thread_pool(threads) as pool:
             (_unit_logliks_threads if pool else _unit_logliks)(inputs, values)
             for target, result in zip(results, psis.psis_loo(values, cutoff_rank, pool), strict=True):
