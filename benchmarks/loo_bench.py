@@ -118,30 +118,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", choices=sorted(SIZES), default=["100k"])
     parser.add_argument("--models", nargs="+", default=["naive", "mundlak"])
+    parser.add_argument("--render-only", action="store_true", help="redraw the table from the JSON")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.render_only:
+        _write(json.loads(JSON.read_text(encoding="utf-8")))
+        return 0
     import groupfx
 
-    groupfx.fit(
-        groupfx.simulate(n_groups=40, n_units=30_000, seed=1),
-        "naive",
-        draws=50,
-        tune=50,
-        loo=3000,
-        warn=False,
-    )
+    warm = groupfx.simulate(n_groups=40, n_units=30_000, seed=1)
+    groupfx.fit(warm, "naive", draws=50, tune=50, loo=3000, warn=False)
     rows = []
     for size in args.sizes:
         units, groups = SIZES[size]
         for model in args.models:
-            row = measure(units, groups, model)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            rows.append(measure(units, groups, model))
+            print(json.dumps(rows[-1]), flush=True)
+            _write(rows)  # after every row: a killed run keeps what it measured
+    return 0
+
+
+def _write(rows: list[dict]) -> None:
     with atomic_path(JSON) as tmp:
         tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     with atomic_path(TABLE) as tmp:
         tmp.write_text(render(rows), encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank
     places = np.arange(len(fused.arrays.y)) if every else places
     group_of = np.searchsorted(starts, places, side="right") - 1  # each place's group
     below = np.searchsorted(places, starts)  # how many of the places lie before each group boundary
-    block_units = loglik.loo_block_units(n_samples)
+    block_units = loglik.loo_block_units(n_samples, subsample=not every)
     threads = len(places) * n_samples >= psis.THREADS_FROM
     results = tuple(np.empty(len(places)) for _ in range(3))
     common = _common(fused, draws)
@@ -224,8 +224,9 @@ def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank
     return results
 
 
-GROUP_BLOCK = 1024
-"""Groups whose linear predictor :func:`_sorted_logliks_at_mean` averages over the draws at once."""
+GROUP_BLOCK = 128
+"""Groups whose linear predictor :func:`_sorted_logliks_at_mean` averages over the draws at once (4 MiB at
+4,000 draws: small blocks reuse their memory)."""
 
 
 def _sorted_logliks_at_mean(fused: FusedModel, draws) -> np.ndarray:
