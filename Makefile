@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kernel_bench.py
 	$(BIN)/python benchmarks/scale_bench.py
 	$(BIN)/python benchmarks/levers_bench.py
+	$(BIN)/python benchmarks/loo_bench.py
 	$(BIN)/python benchmarks/peers_bench.py
 	$(BIN)/python benchmarks/collect.py
 

@@ -25,6 +25,7 @@ PARTS = (
     "peers_results.md",
     "design_results.md",
     "target_accept_results.md",
+    "loo_results.md",
 )
 
 
