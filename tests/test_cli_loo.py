@@ -48,13 +48,19 @@ def test_a_bad_loo_is_refused_in_one_line(table, tmp_path, value, message):
     assert "Traceback" not in result.stderr and not out.exists()
 
 
+def fit_on_a_subsample(table: Path, out: Path, models: str) -> pd.DataFrame:
+    """``groupfx fit --loo SUBSAMPLE`` of ``models`` into ``out``; its ``loo.csv``."""
+    result = run_fit(
+        str(table), *COLUMNS, *TINY, "--out", str(out), "--models", models, "--loo", str(SUBSAMPLE)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return pd.read_csv(out / "loo.csv", index_col="model")
+
+
 @pytest.mark.slow  # two real fits and a report
 def test_a_subsample_reaches_the_comparison_and_the_report(table, tmp_path):
     out = tmp_path / "two"
-    result = run_fit(str(table), *COLUMNS, *TINY, "--out", str(out), "--models", "naive,mundlak",
-                     "--loo", str(SUBSAMPLE))  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    loo = pd.read_csv(out / "loo.csv", index_col="model")
+    loo = fit_on_a_subsample(table, out, "naive,mundlak")
     assert list(loo.columns) == COMPARE_COLUMNS
     assert set(loo["subsample"]) == {SUBSAMPLE}
     assert (loo["subsample_se"] > 0).all() and loo["subsample_dse"].iloc[1] > 0
@@ -69,10 +75,7 @@ def test_a_subsample_reaches_the_comparison_and_the_report(table, tmp_path):
 @pytest.mark.slow  # a real fit and a report
 def test_one_model_on_a_subsample_writes_its_row(table, tmp_path):
     out = tmp_path / "one"
-    result = run_fit(str(table), *COLUMNS, *TINY, "--out", str(out), "--models", "naive",
-                     "--loo", str(SUBSAMPLE))  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    loo = pd.read_csv(out / "loo.csv", index_col="model")
+    loo = fit_on_a_subsample(table, out, "naive")
     assert list(loo.columns) == [*SINGLE_COMPARE_COLUMNS, "subsample_se", "subsample"]
     assert loo.loc["Naive", "subsample"] == SUBSAMPLE and loo.loc["Naive", "subsample_se"] > 0
     assert "PSIS smoothed a random subsample exactly" in (out / "report.html").read_text()

@@ -44,8 +44,6 @@ EXACT_SHARE = 0.5
 """Share of the units above which ``loo="auto"`` computes every unit instead of a subsample."""
 ORDER_SEED = 20190
 """Seed of :func:`subsample_order` (with the number of units): the same permutation for every model."""
-SUBSAMPLE_FIELDS = ("subsample_se", "elpd_approx")
-"""What a subsampled ``ELPDData`` holds beside ArviZ's fields."""
 
 Exact = Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray, np.ndarray]]
 """``exact(units)``: ``(elpd_i, lppd_i, pareto_k)`` of the units (data order, ascending; None: all)."""
@@ -179,26 +177,28 @@ def _joined(units, values, more, more_values):
 def elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_samples: int) -> az.ELPDData:
     """``arviz.loo``'s result object (log scale, pointwise) from every unit's pointwise values."""
     n_obs = len(elpd_i)
-    coords = {"unit": np.arange(n_obs)}
-    return az.ELPDData(
-        data=[
-            float(elpd_i.sum()),
-            float((n_obs * np.var(elpd_i)) ** 0.5),
-            float(lppd_i.sum() - elpd_i.sum()),
-            n_samples,
-            n_obs,
-            _warning(pareto_k, n_samples),
-            xr.DataArray(elpd_i, dims=("unit",), coords=coords, name="loo_i"),
-            xr.DataArray(pareto_k, dims=("unit",), coords=coords, name="pareto_shape"),
-            "log",
-            good_k(n_samples),
-        ],
-        index=list(ELPD_FIELDS),
+    estimates = (
+        float(elpd_i.sum()),
+        float((n_obs * np.var(elpd_i)) ** 0.5),
+        float(lppd_i.sum() - elpd_i.sum()),
     )
+    return _elpd_object(estimates, n_samples, n_obs, np.arange(n_obs), elpd_i, pareto_k)
 
 
-ELPD_FIELDS = ("elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning", "loo_i", "pareto_k")
-ELPD_FIELDS += ("scale", "good_k")
+def _elpd_object(estimates, n_samples, n_units, units, elpd_i, pareto_k, extra=None) -> az.ELPDData:
+    """``ELPDData`` of ``(elpd_loo, se, p_loo)``, the pointwise values of ``units`` and ``extra`` fields."""
+    coords = {"unit": units}
+    fields = dict(zip(("elpd_loo", "se", "p_loo"), estimates, strict=True)) | {
+        "n_samples": n_samples,
+        "n_data_points": n_units,
+        "warning": _warning(pareto_k, n_samples),
+        "loo_i": xr.DataArray(elpd_i, dims=("unit",), coords=coords, name="loo_i"),
+        "pareto_k": xr.DataArray(pareto_k, dims=("unit",), coords=coords, name="pareto_shape"),
+        "scale": "log",
+        "good_k": good_k(n_samples),
+    }
+    fields |= extra or {}
+    return az.ELPDData(data=list(fields.values()), index=list(fields))
 
 
 def good_k(n_samples: int) -> float:
@@ -224,24 +224,12 @@ def subsampled_elpd_data(
     """
     n_units = len(approx)
     total, subsampling_var, spread = difference_estimate(approx, elpd_i, units)
-    coords = {"unit": units}
-    return az.ELPDData(
-        data=[
-            total,
-            spread**0.5,
-            n_units * float((lppd_i - elpd_i).mean()),
-            n_samples,
-            n_units,
-            _warning(pareto_k, n_samples),
-            xr.DataArray(elpd_i, dims=("unit",), coords=coords, name="loo_i"),
-            xr.DataArray(pareto_k, dims=("unit",), coords=coords, name="pareto_shape"),
-            "log",
-            good_k(n_samples),
-            subsampling_var**0.5,
-            xr.DataArray(approx, dims=("unit",), coords={"unit": np.arange(n_units)}, name="elpd_approx"),
-        ],
-        index=list(ELPD_FIELDS + SUBSAMPLE_FIELDS),
-    )
+    estimates = total, spread**0.5, n_units * float((lppd_i - elpd_i).mean())
+    extra = {
+        "subsample_se": subsampling_var**0.5,
+        "elpd_approx": xr.DataArray(approx, dims=("unit",), coords={"unit": np.arange(n_units)}),
+    }
+    return _elpd_object(estimates, n_samples, n_units, units, elpd_i, pareto_k, extra)
 
 
 def is_subsampled(elpd: az.ELPDData) -> bool:
