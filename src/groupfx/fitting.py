@@ -86,7 +86,8 @@ def fit(
     family : str
         Outcome family: ``bernoulli`` (default, logit link), ``poisson`` (log) or ``gaussian`` (identity).
     settings : SamplerSettings, optional
-        Sampler settings; keyword options (``draws=``, ``tune=``, ``chains=``, ``seed=``, ...) override it.
+        Sampler settings; keyword options (``draws=``, ``tune=``, ``chains=``, ``seed=``, ``loo=``, ...)
+        override it (``loo="exact"`` smooths every unit; see :class:`SamplerSettings`).
     progress : callable, optional
         Called as ``progress(model_label, step)`` when each step starts.
     warn : bool

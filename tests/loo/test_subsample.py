@@ -4,6 +4,8 @@ and ``compare`` estimates differences on the units the models share."""
 
 from __future__ import annotations
 
+import pickle
+
 import arviz as az
 import numpy as np
 import pytest
@@ -91,6 +93,9 @@ def test_the_subsample_holds_exact_loos_values_in_both_engines(table, tables, mo
             )
             assert ours.n_data_points == data.n_units
             assert abs(ours.elpd_loo - exact.elpd_loo) < Z * ours.subsample_se
+            assert f"Subsampled: PSIS smoothed 60 of the {data.n_units:,} units" in str(ours)
+            again = pickle.loads(pickle.dumps(ours))  # as a worker process hands a fit back
+            assert type(again) is type(ours) and again.subsample_se == ours.subsample_se
         if family == "bernoulli":
             approx = fused_loo.loo(fused, posterior, 60).elpd_approx.to_numpy()
             np.testing.assert_allclose(approx, _loglik_at_mean_predictor(fused, posterior), rtol=1e-10)

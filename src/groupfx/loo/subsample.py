@@ -185,6 +185,20 @@ def elpd_data(elpd_i: np.ndarray, lppd_i: np.ndarray, pareto_k: np.ndarray, n_sa
     return _elpd_object(estimates, n_samples, n_obs, np.arange(n_obs), elpd_i, pareto_k)
 
 
+class SubsampledELPDData(az.ELPDData):
+    """``arviz.ELPDData`` of a LOO on a subsample of the units, which says so when printed."""
+
+    def __str__(self) -> str:
+        return (
+            super().__str__().rstrip()
+            + f"\n\nSubsampled: PSIS smoothed {n_subsample(self):,} of the {int(self.n_data_points):,} units"
+            f" (the Pareto k above are theirs); elpd_loo's subsampling SE is {float(self.subsample_se):.2f}."
+        )
+
+    def copy(self, deep: bool = True) -> SubsampledELPDData:
+        return SubsampledELPDData(super().copy(deep))
+
+
 def _elpd_object(estimates, n_samples, n_units, units, elpd_i, pareto_k, extra=None) -> az.ELPDData:
     """``ELPDData`` of ``(elpd_loo, se, p_loo)``, the pointwise values of ``units`` and ``extra`` fields."""
     coords = {"unit": units}
@@ -198,7 +212,8 @@ def _elpd_object(estimates, n_samples, n_units, units, elpd_i, pareto_k, extra=N
         "good_k": good_k(n_samples),
     }
     fields |= extra or {}
-    return az.ELPDData(data=list(fields.values()), index=list(fields))
+    kind = SubsampledELPDData if extra else az.ELPDData
+    return kind(data=list(fields.values()), index=list(fields))
 
 
 def good_k(n_samples: int) -> float:
