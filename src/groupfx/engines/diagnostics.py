@@ -63,7 +63,7 @@ class DiagnosticIssue:
             )
         if self.kind == "pareto_k":
             n, one = int(self.value), int(self.value) == 1
-            among = f" (a random subsample of the {self.subsample_of:,})" if self.subsample_of else ""
+            among = subsample_phrase(self.subsample_of)
             return (
                 f"{self.model}: {n} of {self.out_of:,} units{among} {'has' if one else 'have'} Pareto k >"
                 f" {self.threshold}: PSIS-LOO is unreliable for {'it' if one else 'them'} (influential units,"
@@ -137,6 +137,12 @@ def find_issues(
             if row[kind] < ess_min:
                 issues.append(DiagnosticIssue(model_label, str(parameter), kind, float(row[kind]), ess_min))
     return issues
+
+
+def subsample_phrase(n_units: int | None) -> str:
+    """``" (a random subsample of the N)"`` after a count of units whose Pareto k covers a subsample of
+    the ``n_units`` (empty where it covers them all: ``n_units`` None)."""
+    return f" (a random subsample of the {n_units:,})" if n_units else ""
 
 
 def pareto_k_issues(

@@ -85,7 +85,7 @@ class SamplerSettings:
     def __post_init__(self) -> None:
         for name, minimum in (("draws", 1), ("tune", 0), ("chains", 1), ("seed", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            if not _is_count(value, minimum):
                 raise InputError(f"{name} must be an integer >= {minimum} (got {value!r}).")
         if self.cores is not None and (not isinstance(self.cores, (int, np.integer)) or self.cores < 1):
             raise InputError(f"cores must be a positive integer (got {self.cores!r}).")
@@ -104,11 +104,9 @@ class SamplerSettings:
             )
         if self.precision not in ("float64", "float32"):
             raise InputError(f"precision must be 'float64' or 'float32' (got {self.precision!r}).")
-        if not (self.loo in ("auto", "exact") or _is_count(self.loo, minimum=2)):
-            raise InputError(
-                "loo must be 'auto', 'exact' or a number of units (at least 2) to subsample"
-                f" (got {self.loo!r})."
-            )
+        problem = loo_setting_problem(self.loo)
+        if problem:
+            raise InputError(problem)
         if self.target_accept is not None and not 0 < self.target_accept < 1:
             raise InputError(f"target_accept must lie strictly between 0 and 1 (got {self.target_accept}).")
 
@@ -128,6 +126,13 @@ LOW_RANK_MAX_PARAMETERS = 1000
 
 def _is_count(value: object, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | np.integer) and value >= minimum
+
+
+def loo_setting_problem(value: object) -> str | None:
+    """Why ``value`` is no ``loo`` setting (``"auto"``, ``"exact"`` or a number of units >= 2), or None."""
+    if value in ("auto", "exact") or _is_count(value, minimum=2):
+        return None
+    return f"loo must be 'auto', 'exact' or a number of units (at least 2) to subsample (got {value!r})."
 
 
 def uses_low_rank(settings: SamplerSettings, n_parameters: int) -> bool:

@@ -162,9 +162,8 @@ class FusedEngine(Engine):
 
     def loo(self, idata: az.InferenceData) -> az.ELPDData:
         kernel = self._kernel or kernels.FusedModel(self.model, self.data, self.family)
-        return fused_loo.loo(
-            kernel, idata.posterior, self.settings.loo
-        )  # in float64 whatever the kernel's precision
+        # in float64 whatever the kernel's precision
+        return fused_loo.loo(kernel, idata.posterior, self.settings.loo)
 
 
 @dataclass

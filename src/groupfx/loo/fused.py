@@ -139,23 +139,22 @@ def loo(fused: FusedModel, posterior: xr.Dataset, setting: str | int = "auto") -
     cutoff_rank = psis.tail_length(n_samples, loglik.relative_efficiency(posterior))
     position = np.empty(n_units, dtype=np.int64)  # each unit's place in the kernel's (sorted) order
     position[fused.order] = np.arange(n_units)
+    common = _common(fused, draws)
+
+    def in_data_order(sorted_values: np.ndarray) -> np.ndarray:
+        values = np.empty(n_units)
+        values[fused.order] = sorted_values
+        return values
 
     def exact(units: np.ndarray | None):
         if units is None:
-            sorted_values = _sorted_loo(fused, draws, None, cutoff_rank)
-            values = tuple(np.empty(n_units) for _ in range(3))
-            for target, result in zip(values, sorted_values, strict=True):
-                target[fused.order] = result
-            return values
+            return tuple(map(in_data_order, _sorted_loo(fused, draws, common, None, cutoff_rank)))
         places = np.sort(position[units])
         back = np.argsort(fused.order[places])  # the sorted places' results in the units' order
-        return tuple(result[back] for result in _sorted_loo(fused, draws, places, cutoff_rank))
+        return tuple(result[back] for result in _sorted_loo(fused, draws, common, places, cutoff_rank))
 
     def approximate() -> np.ndarray:
-        at_mean = _sorted_logliks_at_mean(fused, draws)
-        values = np.empty(n_units)
-        values[fused.order] = at_mean
-        return values
+        return in_data_order(_sorted_logliks_at_mean(fused, draws, common))
 
     return subsample.loo(n_units, n_samples, exact, approximate, setting)
 
@@ -183,10 +182,11 @@ def _inputs(fused: FusedModel, common: tuple, c: np.ndarray, units: slice | np.n
             arrays.y[units], arrays.trials[units], arrays.offset[units], constant[units], starts)  # fmt: skip
 
 
-def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank: int):
+def _sorted_loo(fused: FusedModel, draws, common: tuple, places: np.ndarray | None, cutoff_rank: int):
     """``(elpd_i, lppd_i, k_i)`` of the units at kernel-order ``places`` (ascending; None: every unit),
     in blocks of whole groups holding at most :func:`~groupfx.loo.loglik.loo_block_units` of them (or
-    one larger group); on a subsample only the groups that hold a place are evaluated."""
+    one larger group); on a subsample only the groups that hold a place are evaluated. ``common`` is
+    what :func:`_common` made of the draws, once for every call."""
     starts = fused.arrays.starts
     n_samples = draws["bxy"].shape[0]
     every = places is None
@@ -196,7 +196,6 @@ def _sorted_loo(fused: FusedModel, draws, places: np.ndarray | None, cutoff_rank
     block_units = loglik.loo_block_units(n_samples, subsample=not every)
     threads = len(places) * n_samples >= psis.THREADS_FROM
     results = tuple(np.empty(len(places)) for _ in range(3))
-    common = _common(fused, draws)
     buffer = np.empty((min(block_units, len(places)), n_samples))
     done = 0
     while done < len(places):
@@ -229,7 +228,7 @@ GROUP_BLOCK = 128
 4,000 draws: small blocks reuse their memory)."""
 
 
-def _sorted_logliks_at_mean(fused: FusedModel, draws) -> np.ndarray:
+def _sorted_logliks_at_mean(fused: FusedModel, draws, common: tuple) -> np.ndarray:
     """Each unit's log-likelihood (kernel order) at the posterior mean of its linear predictor (and of
     log sigma): the approximation of its elpd_loo a subsampled LOO corrects (``plpd``)."""
     n_groups = fused.data.n_groups
@@ -239,10 +238,10 @@ def _sorted_logliks_at_mean(fused: FusedModel, draws) -> np.ndarray:
             for lo in range(0, n_groups, GROUP_BLOCK)
         ]
     )
-    family, period, bxy, log_sigma, constant = _common(fused, draws)
-    common = (family, period.mean(axis=1, keepdims=True), bxy.mean(axis=1, keepdims=True),
-              log_sigma.mean(keepdims=True), constant)  # fmt: skip
+    family, period, bxy, log_sigma, constant = common
+    at_mean = (family, period.mean(axis=1, keepdims=True), bxy.mean(axis=1, keepdims=True),
+               log_sigma.mean(keepdims=True), constant)  # fmt: skip
     c = np.ascontiguousarray(group_mean[:, None])
     values = np.empty((len(fused.arrays.y), 1))
-    _unit_logliks(_inputs(fused, common, c, slice(None), fused.arrays.starts), values)
+    _unit_logliks(_inputs(fused, at_mean, c, slice(None), fused.arrays.starts), values)
     return values[:, 0]

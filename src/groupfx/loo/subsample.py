@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from groupfx.engines.sampling import loo_setting_problem
+
 SUBSAMPLE_FROM = 100_000_000
 """Log-likelihood values (units x draws) from which ``loo="auto"`` subsamples: 25,000 units at 4,000
 draws, where exact PSIS-LOO starts to take seconds."""
@@ -50,13 +52,10 @@ Exact = Callable[[np.ndarray | None], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def check_setting(setting: object) -> None:
-    """Refuse a ``loo`` setting that is not ``"auto"``, ``"exact"`` or a number of units >= 2."""
-    if setting in ("auto", "exact"):
-        return
-    if isinstance(setting, bool) or not isinstance(setting, int | np.integer) or setting < 2:
-        raise ValueError(
-            f"loo must be 'auto', 'exact' or a number of units (at least 2) to subsample (got {setting!r})."
-        )
+    """Refuse (``ValueError``) a ``loo`` setting that ``SamplerSettings`` refuses."""
+    problem = loo_setting_problem(setting)
+    if problem:
+        raise ValueError(problem)
 
 
 def subsample_order(n_units: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from groupfx.data.grouped import GroupedData
-from groupfx.engines.diagnostics import ESS_MIN, PARETO_K_MAX, RHAT_MAX, condense
+from groupfx.engines.diagnostics import ESS_MIN, PARETO_K_MAX, RHAT_MAX, condense, subsample_phrase
 from groupfx.loo import loglik
 from groupfx.loo.subsample import is_subsampled, n_subsample
 from groupfx.models.families import get_family
@@ -162,11 +162,7 @@ def loo_notes(fits: Sequence[Fit]) -> list[str]:
     for fit in fits:
         bad = int((np.asarray(fit.loo.pareto_k) > PARETO_K_MAX).sum())
         if bad:
-            among = (
-                f" (a random subsample of the {int(fit.loo.n_data_points):,})"
-                if is_subsampled(fit.loo)
-                else ""
-            )
+            among = subsample_phrase(int(fit.loo.n_data_points) if is_subsampled(fit.loo) else None)
             notes.append(
                 f"{fit.label}: {bad} of {len(fit.loo.pareto_k)} observations{among} have Pareto k >"
                 f" {PARETO_K_MAX},"
