@@ -782,10 +782,13 @@ def _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")  # a zero scale gives inf, not an exception
 def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n, n_groups, trials, offset,
-               t, xbar_t, shares, n_t, x_sum_t, cells):  # fmt: skip
+               periods):  # fmt: skip
     """Log-density and gradient at ``theta``; every block's place is read from ``table``
-    (:attr:`KernelLayout.table`) and every named prior from ``priors`` (:func:`prior_table`). ``t`` and
-    the period arrays are empty (``xbar_t`` of 0 rows) where the predictor has no period part."""
+    (:attr:`KernelLayout.table`) and every named prior from ``priors`` (:func:`prior_table`).
+
+    ``periods`` is ``(t, xbar_t, shares, n_t, x_sum_t, cells)`` where the predictor has a period part and
+    ``None`` where it has none: numba then prunes the period code before typing it, so a one-way fit
+    never compiles it (about 2 s on a fresh install)."""
     n_x, n_units = xt.shape
     n_z = z.shape[1]
     grad = np.zeros_like(theta)
@@ -867,11 +870,15 @@ def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n
                 grad[sigma_at + k] += d * d * n[gi] * inv_var - n[gi] + ss[gi, k] * inv_var
                 c[gi] += buy * u
     # --- the period part d[t] (two-way data) ------------------------------------------------------
-    n_times = xbar_t.shape[0]
-    period = np.zeros(n_times)
-    shifts = np.zeros((n_x, n_times))  # the latent period shift w
-    shifts_grad = np.zeros((n_x, n_times))
-    if n_times > 0:
+    if periods is None:
+        period = np.zeros(0)
+        t = np.zeros(0, dtype=np.int32)
+    else:
+        t, xbar_t, shares, n_t, x_sum_t, cells = periods
+        n_times = xbar_t.shape[0]
+        period = np.zeros(n_times)
+        shifts = np.zeros((n_x, n_times))  # the latent period shift w
+        shifts_grad = np.zeros((n_x, n_times))
         lp += _period_terms(theta, grad, kind, table, priors, c, period, shifts, shifts_grad, xbar_t, shares,
                             n_t, x_sum_t, cells)  # fmt: skip
     # --- one pass over the units, group by group -----------------------------------------------------
@@ -926,7 +933,7 @@ def _logp_grad(theta, kind, family, table, priors, xt, y, starts, z, xbar, ss, n
                 grad[ax_at + k] += -resid[gi] * buy / bux
                 grad[bux_at + k] += -resid[gi] * buy * u
             _proxy_chain_rule(grad, theta, table, BUY, k, total, bux, bux_at + k)
-    if n_times > 0:
+    if periods is not None:
         _period_chain_rule(theta, grad, kind, table, resid, resid_t, shifts, shifts_grad, xbar_t, shares)
     return lp, grad
 
@@ -1098,9 +1105,10 @@ class FusedModel:
     def logp_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-density (up to a constant) and its gradient at the unconstrained ``theta``."""
         a = self.arrays
+        periods = (a.t, a.xbar_t, a.shares, a.time_sizes, a.x_sum_t, a.cells) if a.n_times else None
         return _logp_grad(theta, self.kind, self.family.kernel_code, self.layout.table, self.priors, a.xt,
-                          a.y, a.starts, a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset, a.t,
-                          a.xbar_t, a.shares, a.time_sizes, a.x_sum_t, a.cells)  # fmt: skip
+                          a.y, a.starts, a.z, a.xbar, a.ss, a.sizes, a.n_groups, a.trials, a.offset,
+                          periods)  # fmt: skip
 
     def _between_blocks(self):
         """``(proxy block, its x's bxy index, the loading's block or None)`` for each between-slope block."""

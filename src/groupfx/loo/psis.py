@@ -30,7 +30,11 @@ def tail_length(n_samples: int, reff: float) -> int:
 
 @numba.njit(cache=True, fastmath=FAST, error_model="numpy")
 def _logsumexp(values):
-    top = values.max()
+    top = values[0]
+    for i in range(1, values.shape[0]):
+        if np.isnan(values[i]):
+            return values[i]  # as np.max would
+        top = max(top, values[i])
     if not np.isfinite(top):
         return top
     total = 0.0
@@ -61,17 +65,76 @@ def _gpdfit(sorted_tail):
     for j in range(m):
         k = _mean_log1m(b[j], sorted_tail)
         profile[j] = n * (math.log(-(b[j] / k)) - k - 1)
-    weights = np.exp(profile - _logsumexp(profile))  # = 1 / sum_i exp(profile_i - profile_j)
+    norm = _logsumexp(profile)
     kept = 0.0
     b_post = 0.0
     for j in range(m):
-        if weights[j] >= 10 * EPS:
-            kept += weights[j]
-            b_post += b[j] * weights[j]
+        weight = math.exp(profile[j] - norm)  # = 1 / sum_i exp(profile_i - profile_j)
+        if weight >= 10 * EPS:
+            kept += weight
+            b_post += b[j] * weight
     b_post /= kept
     k_post = _mean_log1m(b_post, sorted_tail)
     sigma = -k_post / b_post
     return (n * k_post + 10 * 0.5) / (n + 10), sigma
+
+
+SMALL_SORT = 16
+"""Runs shorter than this are finished by insertion sort in :func:`_sort_smallest`."""
+
+
+@numba.njit(cache=True)
+def _sort_smallest(values, count, needed):
+    """Reorder ``values[:count]`` in place so that ``values[:needed]`` are its ``needed`` smallest,
+    ascending: a partial quicksort (median of three, the shorter side first, an explicit stack; parts
+    wholly past ``needed`` are left as they are) with insertion sort for short runs.
+
+    Written out rather than ``np.sort``, whose generic quicksort costs numba about 2 s to compile on a
+    fresh install, and sorting only what the tail needs (about half of the candidates)."""
+    stack = np.empty(128, dtype=np.int64)  # (lo, hi) pairs: depth <= log2(count) with the shorter side first
+    top = 0
+    lo, hi = 0, count - 1
+    while True:
+        while hi - lo >= SMALL_SORT:
+            mid = (lo + hi) >> 1
+            if values[mid] < values[lo]:
+                values[mid], values[lo] = values[lo], values[mid]
+            if values[hi] < values[mid]:
+                values[hi], values[mid] = values[mid], values[hi]
+                if values[mid] < values[lo]:
+                    values[mid], values[lo] = values[lo], values[mid]
+            pivot = values[mid]
+            i, j = lo, hi
+            while i <= j:
+                while values[i] < pivot:
+                    i += 1
+                while pivot < values[j]:
+                    j -= 1
+                if i <= j:
+                    values[i], values[j] = values[j], values[i]
+                    i += 1
+                    j -= 1
+            if i >= needed:  # the right part lies wholly past what is needed
+                hi = j
+                continue
+            if j - lo < hi - i:  # push the longer side, go on with the shorter
+                stack[top], stack[top + 1] = i, hi
+                hi = j
+            else:
+                stack[top], stack[top + 1] = lo, j
+                lo = i
+            top += 2
+        for i in range(lo + 1, hi + 1):
+            v = values[i]
+            j = i
+            while j > lo and values[j - 1] > v:
+                values[j] = values[j - 1]
+                j -= 1
+            values[j] = v
+        if top == 0:
+            return
+        top -= 2
+        lo, hi = stack[top], stack[top + 1]
 
 
 SAMPLE_SIZE = 256
@@ -121,10 +184,12 @@ def _smallest(loglik, size, value, candidates):
             candidates[count] = v
             count += 1
     if count < size:
-        candidates[:] = loglik
+        for s in range(n_samples):
+            candidates[s] = loglik[s]
         count = n_samples
-    chosen = np.sort(candidates[:count])
-    value[:] = chosen[:size]
+    _sort_smallest(candidates, count, size)
+    for j in range(size):
+        value[j] = candidates[j]
     return top
 
 
