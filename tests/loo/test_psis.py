@@ -188,3 +188,26 @@ def _spy(function, calls):
         return function(*args)
 
     return spy
+
+
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 17, 400, 4000])
+def test_partial_sort_gives_the_smallest_values_in_order(count):
+    """``_sort_smallest`` leaves the ``needed`` smallest values first, ascending, and keeps the multiset
+    (ties, -inf and already sorted or reversed input included)."""
+    rng = np.random.default_rng(count)
+    columns = [
+        rng.normal(size=count),
+        np.round(rng.normal(size=count), 1),  # many ties
+        np.sort(rng.normal(size=count)),
+        np.sort(rng.normal(size=count))[::-1].copy(),
+        np.where(rng.random(count) < 0.1, -np.inf, rng.normal(size=count)),
+        np.zeros(count),
+    ]
+    for values in columns:
+        for needed in sorted({1, max(1, count // 2), count}):
+            beyond = rng.normal(size=3)
+            work = np.concatenate([values, beyond])
+            psis._sort_smallest(work, count, needed)
+            np.testing.assert_array_equal(work[:needed], np.sort(values)[:needed])
+            np.testing.assert_array_equal(np.sort(work[:count]), np.sort(values))
+            np.testing.assert_array_equal(work[count:], beyond)  # past count: left alone
